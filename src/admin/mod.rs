@@ -1,0 +1,108 @@
+//! The admin API (`/api/admin`) and the embedded admin UI (`/admin`).
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+use rocket::http::ContentType;
+use rocket::serde::json::Json;
+use rocket::{Route, State, get, routes};
+use rust_embed::RustEmbed;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::App;
+use crate::accounts::users::{self, UserView};
+use crate::auth::AdminUser;
+use crate::error::{ApiError, ApiResult, Problem};
+
+pub fn api_routes() -> Vec<Route> {
+    routes![list_users]
+}
+
+pub fn ui_routes() -> Vec<Route> {
+    routes![ui_index, ui_asset]
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub users: Vec<UserView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+const MAX_PAGE: u32 = 200;
+
+/// Users, newest first, optionally filtered by part of their email (admins only).
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
+    params(
+        ("limit" = Option<u32>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("email" = Option<String>, Query, description = "Only users whose email contains this text"),
+    ),
+    responses(
+        (status = 200, description = "One page of users", body = UserPage),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/users?<limit>&<cursor>&<email>")]
+async fn list_users(
+    app: &State<App>,
+    _admin: AdminUser,
+    limit: Option<&str>,
+    cursor: Option<String>,
+    email: Option<String>,
+) -> ApiResult<Json<UserPage>> {
+    let limit = match limit {
+        None => 50,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::field("limit", format!("must be a number from 1 to {MAX_PAGE}")))?,
+    };
+    if email.as_ref().is_some_and(|e| e.len() > 254) || cursor.as_ref().is_some_and(|c| c.len() > 64) {
+        return Err(ApiError::field("email", "is too long"));
+    }
+    let mut users = app
+        .db
+        .read(move |c| {
+            Ok::<_, ApiError>(users::page(
+                c,
+                email.as_deref().filter(|e| !e.is_empty()),
+                cursor.as_deref(),
+                limit + 1,
+            )?)
+        })
+        .await?;
+    let next_cursor = if users.len() > limit as usize {
+        users.truncate(limit as usize);
+        users.last().map(|u| u.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(UserPage { users, next_cursor }))
+}
+
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct Assets;
+
+fn asset(path: &str) -> Option<(ContentType, Cow<'static, [u8]>)> {
+    let file = Assets::get(path)?;
+    let content_type = path
+        .rsplit_once('.')
+        .and_then(|(_, ext)| ContentType::from_extension(ext))
+        .unwrap_or(ContentType::Binary);
+    Some((content_type, file.data))
+}
+
+#[get("/")]
+fn ui_index() -> Option<(ContentType, Cow<'static, [u8]>)> {
+    asset("index.html")
+}
+
+#[get("/<path..>", rank = 2)]
+fn ui_asset(path: PathBuf) -> Option<(ContentType, Cow<'static, [u8]>)> {
+    asset(path.to_str()?).or_else(|| asset("index.html"))
+}

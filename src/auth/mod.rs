@@ -1,0 +1,103 @@
+//! Authentication: password hashing, access tokens, sessions and the request guards built on them.
+
+pub mod jwt;
+pub mod password;
+pub mod sessions;
+
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome, Request};
+
+use crate::App;
+use crate::error::ApiError;
+use crate::http::LoggedUser;
+
+/// A caller with a valid access token whose session is still active.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: String,
+    pub session_id: String,
+    pub role: String,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+fn bearer_token<'r>(req: &'r Request<'_>) -> Option<&'r str> {
+    let value = req.headers().get_one("Authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+async fn authenticate(req: &Request<'_>) -> Result<AuthUser, ApiError> {
+    let app = req
+        .rocket()
+        .state::<App>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
+    let token = bearer_token(req).ok_or(ApiError::Unauthorized("a bearer access token is required"))?;
+    let claims = app
+        .jwt
+        .verify(token, app.clock.now_secs())
+        .map_err(|_| ApiError::Unauthorized("the access token is invalid or expired"))?;
+    let now = app.clock.now_ms();
+    let (session_id, user_id) = (claims.sid.clone(), claims.sub.clone());
+    // The role comes from the database, not the token, so a demotion applies at once.
+    let role = app
+        .db
+        .read(move |c| Ok::<_, ApiError>(sessions::active_session_user(c, &session_id, &user_id, now)?))
+        .await?
+        .ok_or(ApiError::Unauthorized("the session has ended; log in again"))?;
+    Ok(AuthUser {
+        user_id: claims.sub,
+        session_id: claims.sid,
+        role,
+    })
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AuthUser {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        let result = req
+            .local_cache_async(async {
+                authenticate(req).await.map_err(|e| {
+                    if let ApiError::Internal(cause) = &e {
+                        tracing::error!(error = format!("{cause:#}"), "authentication failed on an internal error");
+                    }
+                    e.status()
+                })
+            })
+            .await;
+        match result {
+            Ok(user) => {
+                req.local_cache(|| LoggedUser(Some(user.user_id.clone())));
+                Outcome::Success(user.clone())
+            }
+            Err(status) if *status == Status::Unauthorized => {
+                Outcome::Error((Status::Unauthorized, ApiError::Unauthorized("authentication failed")))
+            }
+            Err(status) => Outcome::Error((*status, ApiError::Unavailable("authentication is unavailable".into()))),
+        }
+    }
+}
+
+/// An authenticated caller with the admin role; anyone else gets 403.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AdminUser {
+    type Error = ApiError;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        match req.guard::<AuthUser>().await {
+            Outcome::Success(user) if user.is_admin() => Outcome::Success(AdminUser(user)),
+            Outcome::Success(_) => Outcome::Error((Status::Forbidden, ApiError::Forbidden)),
+            Outcome::Error(e) => Outcome::Error(e),
+            Outcome::Forward(s) => Outcome::Forward(s),
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Sessions and their rotating refresh tokens, stored only as SHA-256 hashes.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::clock::{Millis, rfc3339};
+use crate::http::ClientInfo;
+
+/// A random token of 256 bits, URL-safe base64, and the hash under which it is stored.
+pub fn new_opaque_token() -> (String, String) {
+    use base64::Engine as _;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+pub struct NewSession {
+    pub session_id: String,
+    pub refresh_token: String,
+}
+
+pub fn create(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    now: Millis,
+    ttl_ms: Millis,
+    client: &ClientInfo,
+) -> rusqlite::Result<NewSession> {
+    let session_id = uuid::Uuid::now_v7().to_string();
+    tx.execute(
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+        params![
+            session_id,
+            user_id,
+            now,
+            now.saturating_add(ttl_ms),
+            client.ip.map(|ip| ip.to_string()),
+            client.user_agent
+        ],
+    )?;
+    let refresh_token = issue_refresh_token(tx, &session_id, now)?;
+    Ok(NewSession { session_id, refresh_token })
+}
+
+fn issue_refresh_token(tx: &Transaction<'_>, session_id: &str, now: Millis) -> rusqlite::Result<String> {
+    let (token, hash) = new_opaque_token();
+    tx.execute(
+        "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?1, ?2, ?3)",
+        params![hash, session_id, now],
+    )?;
+    Ok(token)
+}
+
+pub enum Refresh {
+    Rotated {
+        session_id: String,
+        user_id: String,
+        role: String,
+        refresh_token: String,
+    },
+    /// A token rotated away long ago came back: the whole session was revoked.
+    Reused { session_id: String, user_id: String },
+    Invalid,
+}
+
+/// Exchanges a refresh token for a new one. A token rotated within `grace_ms` is still
+/// honoured (two tabs refreshing at once); an older rotated token revokes the session.
+pub fn rotate(tx: &Transaction<'_>, presented: &str, now: Millis, grace_ms: Millis) -> rusqlite::Result<Refresh> {
+    let row = tx
+        .query_row(
+            "SELECT rt.session_id, rt.rotated_at, s.user_id, s.revoked_at, s.expires_at, u.role, u.status
+             FROM refresh_tokens rt
+             JOIN sessions s ON s.id = rt.session_id
+             JOIN users u ON u.id = s.user_id
+             WHERE rt.token_hash = ?1",
+            [token_hash(presented)],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<Millis>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<Millis>>(3)?,
+                    r.get::<_, Millis>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((session_id, rotated_at, user_id, revoked_at, expires_at, role, status)) = row else {
+        return Ok(Refresh::Invalid);
+    };
+    if revoked_at.is_some() || expires_at <= now || status != "active" {
+        return Ok(Refresh::Invalid);
+    }
+    if let Some(rotated_at) = rotated_at
+        && now - rotated_at > grace_ms
+    {
+        revoke(tx, &session_id, "refresh_token_reuse", now)?;
+        return Ok(Refresh::Reused { session_id, user_id });
+    }
+    tx.execute(
+        "UPDATE refresh_tokens SET rotated_at = ?2 WHERE session_id = ?1 AND rotated_at IS NULL",
+        params![session_id, now],
+    )?;
+    tx.execute("UPDATE sessions SET last_used_at = ?2 WHERE id = ?1", params![session_id, now])?;
+    let refresh_token = issue_refresh_token(tx, &session_id, now)?;
+    Ok(Refresh::Rotated {
+        session_id,
+        user_id,
+        role,
+        refresh_token,
+    })
+}
+
+/// Revokes one session; returns whether it was active.
+pub fn revoke(tx: &Transaction<'_>, session_id: &str, reason: &str, now: Millis) -> rusqlite::Result<bool> {
+    let changed = tx.execute(
+        "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
+        params![session_id, now, reason],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Revokes every active session of a user but `keep`; returns how many.
+pub fn revoke_all(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    keep: Option<&str>,
+    reason: &str,
+    now: Millis,
+) -> rusqlite::Result<usize> {
+    tx.execute(
+        "UPDATE sessions SET revoked_at = ?3, revoked_reason = ?4
+         WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?2",
+        params![user_id, keep, now, reason],
+    )
+}
+
+/// The user and role behind an active session, if it is one.
+pub fn active_session_user(
+    conn: &Connection,
+    session_id: &str,
+    user_id: &str,
+    now: Millis,
+) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3
+           AND u.status = 'active'",
+        params![session_id, user_id, now],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// One active session, as its owner sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+pub fn list_active(conn: &Connection, user_id: &str, current: &str, now: Millis) -> rusqlite::Result<Vec<SessionView>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, created_at, last_used_at, expires_at, ip, user_agent FROM sessions
+         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2
+         ORDER BY created_at DESC, id DESC LIMIT 200",
+    )?;
+    stmt.query_map(params![user_id, now], |r| {
+        let id: String = r.get(0)?;
+        Ok(SessionView {
+            current: id == current,
+            id,
+            created_at: rfc3339(r.get(1)?),
+            last_used_at: rfc3339(r.get(2)?),
+            expires_at: rfc3339(r.get(3)?),
+            ip: r.get(4)?,
+            user_agent: r.get(5)?,
+        })
+    })?
+    .collect()
+}

@@ -1,0 +1,129 @@
+//! The command line: one subcommand per file, each with its arguments and a `run`.
+
+mod audit;
+mod config;
+mod migrate;
+mod serve;
+mod users;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use rocket::figment::Figment;
+use rocket::figment::providers::Serialized;
+
+use crate::config::Settings;
+
+/// audiostudio: accounts, tokens and billing for an AI audio studio, in one binary.
+///
+/// Without a subcommand it serves the API (like `audiostudio serve`). Settings come from
+/// Rocket.toml, ROCKET_* environment variables and the secrets JWT_SECRET,
+/// STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET and SMTP_URL; none are required.
+#[derive(Debug, Parser)]
+#[command(name = "audiostudio", version, propagate_version = true)]
+pub struct Cli {
+    /// Directory holding the database and generated secrets [default: ./data]
+    #[arg(long, global = true, value_name = "DIR", env = "AUDIOSTUDIO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Configuration file to read instead of ./Rocket.toml (or $ROCKET_CONFIG)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default)
+    Serve(serve::Args),
+    /// Apply pending database migrations and list the applied versions
+    Migrate,
+    /// Manage user accounts
+    #[command(subcommand)]
+    Users(users::Command),
+    /// Inspect the audit log
+    #[command(subcommand)]
+    Audit(audit::Command),
+    /// Print the effective settings, secrets masked
+    Config,
+    /// Print a shell completion script
+    Completions {
+        /// The shell to generate completions for
+        shell: clap_complete::Shell,
+    },
+}
+
+impl Cli {
+    /// The figment every command reads its settings from, with `--data-dir` on top.
+    pub fn figment(&self) -> Figment {
+        let figment = crate::config::figment(self.config.as_deref());
+        match &self.data_dir {
+            Some(dir) => figment.merge(Serialized::globals(("data_dir", dir))),
+            None => figment,
+        }
+    }
+
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        Settings::from_figment(&self.figment())
+    }
+}
+
+/// Parses the command line, runs the command and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, None | Some(Command::Serve(_)));
+    init_logging(serving);
+    let result = match &cli.command {
+        None => serve::run(&cli, &serve::Args::default()),
+        Some(Command::Serve(args)) => serve::run(&cli, args),
+        Some(Command::Migrate) => migrate::run(&cli),
+        Some(Command::Users(command)) => users::run(&cli, command),
+        Some(Command::Audit(command)) => audit::run(&cli, command),
+        Some(Command::Config) => config::run(&cli),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "audiostudio", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Logs go to stderr: JSON lines in release builds (or with AUDIOSTUDIO_LOG_FORMAT=json),
+/// readable text otherwise; RUST_LOG filters them.
+fn init_logging(serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if serving { "info,rocket::server=warn,_=warn" } else { "warn" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let json = match std::env::var("AUDIOSTUDIO_LOG_FORMAT") {
+        Ok(format) => format.eq_ignore_ascii_case("json"),
+        Err(_) => !cfg!(debug_assertions),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

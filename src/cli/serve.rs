@@ -1,0 +1,34 @@
+//! `audiostudio serve`: run the HTTP server until SIGTERM or Ctrl-C.
+
+use std::process::ExitCode;
+
+use rocket::figment::providers::Serialized;
+
+use super::Cli;
+
+#[derive(Debug, Default, clap::Args)]
+pub struct Args {
+    /// Port to listen on [default: 8000, or ROCKET_PORT]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to bind [default: 127.0.0.1, or ROCKET_ADDRESS]
+    #[arg(long)]
+    pub address: Option<std::net::IpAddr>,
+}
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let mut figment = cli.figment();
+    if let Some(port) = args.port {
+        figment = figment.merge(Serialized::globals(("port", port)));
+    }
+    if let Some(address) = args.address {
+        figment = figment.merge(Serialized::globals(("address", address)));
+    }
+    let rocket = crate::build(figment, crate::Deps::default())?;
+    rocket::execute(async move {
+        // Rocket stops on SIGTERM or Ctrl-C: in-flight requests finish, then workers stop.
+        rocket.launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))
+    })?;
+    tracing::info!("server stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,273 @@
+//! Typed settings from Rocket's figment, validated once at startup with messages that say how to fix them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use rocket::figment::providers::{Env, Format, Serialized, Toml};
+use rocket::figment::{Figment, Profile};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Environment variables read under their conventional names, without the `ROCKET_` prefix.
+pub const SECRET_ENV_VARS: [&str; 4] = [
+    "JWT_SECRET",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "SMTP_URL",
+];
+
+/// SQLite's `synchronous` pragma: how hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Synchronous {
+    #[serde(alias = "full")]
+    Full,
+    #[serde(alias = "normal")]
+    Normal,
+}
+
+impl Synchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Every setting of the application (Rocket's own settings, such as `port`, stay Rocket's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub synchronous: Synchronous,
+    pub read_pool_size: u32,
+    pub public_base_url: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_days: u64,
+    pub refresh_reuse_grace_secs: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+    pub argon2_parallelism: u32,
+    /// How many password hashes may run at once; 0 means one per CPU core.
+    pub hash_concurrency: usize,
+    pub login_max_failures: u32,
+    pub login_failure_window_secs: u64,
+    pub login_lockout_secs: u64,
+    pub rate_limit_login_per_minute: u32,
+    pub rate_limit_register_per_hour: u32,
+    pub rate_limit_password_reset_per_hour: u32,
+    pub resend_verification_interval_secs: u64,
+    pub email_from: String,
+    pub email_max_attempts: u32,
+    pub jwt_secret: Option<SecretString>,
+    pub stripe_secret_key: Option<SecretString>,
+    pub stripe_webhook_secret: Option<SecretString>,
+    pub smtp_url: Option<SecretString>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("data"),
+            synchronous: Synchronous::Full,
+            read_pool_size: 4,
+            public_base_url: "http://localhost:8000".into(),
+            jwt_issuer: "audiostudio".into(),
+            jwt_audience: "audiostudio-api".into(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_days: 30,
+            refresh_reuse_grace_secs: 10,
+            argon2_memory_kib: argon2::Params::DEFAULT_M_COST,
+            argon2_iterations: argon2::Params::DEFAULT_T_COST,
+            argon2_parallelism: argon2::Params::DEFAULT_P_COST,
+            hash_concurrency: 0,
+            login_max_failures: 5,
+            login_failure_window_secs: 15 * 60,
+            login_lockout_secs: 15 * 60,
+            rate_limit_login_per_minute: 20,
+            rate_limit_register_per_hour: 20,
+            rate_limit_password_reset_per_hour: 10,
+            resend_verification_interval_secs: 60,
+            email_from: "audiostudio <no-reply@localhost>".into(),
+            email_max_attempts: 8,
+            jwt_secret: None,
+            stripe_secret_key: None,
+            stripe_webhook_secret: None,
+            smtp_url: None,
+        }
+    }
+}
+
+/// The figment every setting comes from: code defaults, then the config file, then
+/// `ROCKET_*` variables, then the conventional secret variables.
+pub fn figment(config_file: Option<&Path>) -> Figment {
+    let file = config_file
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(Env::var_or("ROCKET_CONFIG", "Rocket.toml")));
+    Figment::from(rocket::Config::default())
+        // Rocket trusts X-Real-IP by default; behind no proxy that lets anyone pick their IP.
+        .merge(Serialized::defaults(("ip_header", false)))
+        .merge(Serialized::defaults(("limits.json", "64 KiB")))
+        .merge(Serialized::defaults(("limits.string", "64 KiB")))
+        .merge(Toml::file(file).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE", "CONFIG"]).global())
+        .merge(Env::raw().only(&SECRET_ENV_VARS).global())
+        .select(Profile::from_env_or(
+            "ROCKET_PROFILE",
+            rocket::Config::DEFAULT_PROFILE,
+        ))
+}
+
+impl Settings {
+    /// Extracts and validates the settings; the error names the key and the fix.
+    pub fn from_figment(figment: &Figment) -> anyhow::Result<Settings> {
+        let settings: Settings = figment.extract().map_err(|e| {
+            anyhow::anyhow!(
+                "invalid configuration: {e}\nfix: correct that key in Rocket.toml or its ROCKET_<KEY> environment variable (see the comments in Rocket.toml)"
+            )
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !(self.public_base_url.starts_with("http://")
+            || self.public_base_url.starts_with("https://"))
+            || rocket::http::uri::Absolute::parse(&self.public_base_url).is_err()
+        {
+            bail!(
+                "invalid configuration: public_base_url = {:?} is not an absolute http(s) URL\nfix: set ROCKET_PUBLIC_BASE_URL to the address users reach the server at, e.g. https://audio.example.com",
+                self.public_base_url
+            );
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose_secret().len() < 32
+        {
+            bail!(
+                "invalid configuration: JWT_SECRET is {} bytes long; it needs at least 32\nfix: use a long random value, e.g. `openssl rand -base64 48`, or unset it to let audiostudio generate one",
+                secret.expose_secret().len()
+            );
+        }
+        argon2::Params::new(
+            self.argon2_memory_kib,
+            self.argon2_iterations,
+            self.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("invalid configuration: argon2_memory_kib / argon2_iterations / argon2_parallelism: {e}\nfix: remove them to use the OWASP defaults (19456, 2, 1)"))?;
+        if !(1..=64).contains(&self.read_pool_size) {
+            bail!(
+                "invalid configuration: read_pool_size = {} is out of range\nfix: use a value from 1 to 64",
+                self.read_pool_size
+            );
+        }
+        for (key, value) in [
+            ("login_max_failures", self.login_max_failures),
+            ("rate_limit_login_per_minute", self.rate_limit_login_per_minute),
+            ("rate_limit_register_per_hour", self.rate_limit_register_per_hour),
+            (
+                "rate_limit_password_reset_per_hour",
+                self.rate_limit_password_reset_per_hour,
+            ),
+            ("email_max_attempts", self.email_max_attempts),
+        ] {
+            if value == 0 {
+                bail!("invalid configuration: {key} must be at least 1\nfix: set it to a positive number");
+            }
+        }
+        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_days == 0 {
+            bail!(
+                "invalid configuration: access_token_ttl_secs and refresh_token_ttl_days must be positive\nfix: remove them to use the defaults (900 s and 30 days)"
+            );
+        }
+        self.email_from
+            .parse::<lettre::message::Mailbox>()
+            .with_context(|| format!("invalid configuration: email_from = {:?} is not a mailbox\nfix: use a form like `audiostudio <no-reply@example.com>`", self.email_from))?;
+        Ok(())
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("audiostudio.db")
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        match self.hash_concurrency {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// The effective settings as `key = value` lines, secrets masked.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        fn masked(secret: &Option<SecretString>) -> String {
+            match secret {
+                Some(_) => "******** (set)".into(),
+                None => "(not set)".into(),
+            }
+        }
+        vec![
+            ("data_dir", self.data_dir.display().to_string()),
+            ("database", self.database_path().display().to_string()),
+            ("synchronous", self.synchronous.pragma().into()),
+            ("read_pool_size", self.read_pool_size.to_string()),
+            ("public_base_url", self.public_base_url.clone()),
+            ("jwt_issuer", self.jwt_issuer.clone()),
+            ("jwt_audience", self.jwt_audience.clone()),
+            ("access_token_ttl_secs", self.access_token_ttl_secs.to_string()),
+            ("refresh_token_ttl_days", self.refresh_token_ttl_days.to_string()),
+            ("refresh_reuse_grace_secs", self.refresh_reuse_grace_secs.to_string()),
+            ("argon2_memory_kib", self.argon2_memory_kib.to_string()),
+            ("argon2_iterations", self.argon2_iterations.to_string()),
+            ("argon2_parallelism", self.argon2_parallelism.to_string()),
+            ("hash_concurrency", self.hash_concurrency().to_string()),
+            ("login_max_failures", self.login_max_failures.to_string()),
+            ("login_failure_window_secs", self.login_failure_window_secs.to_string()),
+            ("login_lockout_secs", self.login_lockout_secs.to_string()),
+            ("rate_limit_login_per_minute", self.rate_limit_login_per_minute.to_string()),
+            ("rate_limit_register_per_hour", self.rate_limit_register_per_hour.to_string()),
+            (
+                "rate_limit_password_reset_per_hour",
+                self.rate_limit_password_reset_per_hour.to_string(),
+            ),
+            (
+                "resend_verification_interval_secs",
+                self.resend_verification_interval_secs.to_string(),
+            ),
+            ("email_from", self.email_from.clone()),
+            ("email_max_attempts", self.email_max_attempts.to_string()),
+            ("JWT_SECRET", masked(&self.jwt_secret)),
+            ("STRIPE_SECRET_KEY", masked(&self.stripe_secret_key)),
+            ("STRIPE_WEBHOOK_SECRET", masked(&self.stripe_webhook_secret)),
+            ("SMTP_URL", masked(&self.smtp_url)),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_configuration_is_valid_and_trusts_no_proxy_header() {
+        let figment = figment(Some(Path::new("/nonexistent/Rocket.toml")));
+        let settings = Settings::from_figment(&figment).unwrap();
+        assert_eq!(settings.synchronous, Synchronous::Full);
+        assert_eq!(settings.data_dir, PathBuf::from("data"));
+        let rocket: rocket::Config = figment.extract().unwrap();
+        assert!(rocket.ip_header.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let figment = figment(Some(Path::new("/nonexistent/Rocket.toml")))
+            .merge(Serialized::globals(("read_pool_size", "many")));
+        let err = Settings::from_figment(&figment).unwrap_err().to_string();
+        assert!(err.contains("read_pool_size"), "{err}");
+        let figment = figment.merge(Serialized::globals(("jwt_secret", "short")));
+        let err = Settings::from_figment(&figment).unwrap_err().to_string();
+        assert!(err.contains("read_pool_size") || err.contains("JWT_SECRET"), "{err}");
+    }
+}

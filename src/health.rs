@@ -1,0 +1,47 @@
+//! `GET /health`: liveness and readiness for load balancers and operators.
+
+use rocket::http::Status;
+use rocket::response::status::Custom;
+use rocket::serde::json::Json;
+use rocket::{State, get};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::App;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database cannot be read.
+    pub status: &'static str,
+    pub version: &'static str,
+    /// The highest applied migration; null when the database cannot be read.
+    pub schema_version: Option<i64>,
+    pub database_reachable: bool,
+    pub uptime_seconds: u64,
+    /// Whether email goes through SMTP or only to the log.
+    pub email: &'static str,
+}
+
+/// Liveness and readiness.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "Healthy", body = Health),
+        (status = 503, description = "The database cannot be read", body = Health),
+    ))]
+#[get("/health")]
+pub async fn health(app: &State<App>) -> Custom<Json<Health>> {
+    let schema_version = app.db.schema_version().await.ok();
+    let reachable = schema_version.is_some();
+    let status = if reachable { Status::Ok } else { Status::ServiceUnavailable };
+    Custom(
+        status,
+        Json(Health {
+            status: if reachable { "ok" } else { "degraded" },
+            version: env!("CARGO_PKG_VERSION"),
+            schema_version,
+            database_reachable: reachable,
+            uptime_seconds: app.started_at.elapsed().as_secs(),
+            email: if app.mailer.is_development() { "log (development)" } else { "smtp" },
+        }),
+    )
+}
