@@ -109,9 +109,9 @@ pub fn figment(config_file: Option<&Path>) -> Figment {
         .unwrap_or_else(|| PathBuf::from(Env::var_or("ROCKET_CONFIG", "Rocket.toml")));
     Figment::from(rocket::Config::default())
         // Rocket trusts X-Real-IP by default; behind no proxy that lets anyone pick their IP.
-        .merge(Serialized::defaults(("ip_header", false)))
-        .merge(Serialized::defaults(("limits.json", "64 KiB")))
-        .merge(Serialized::defaults(("limits.string", "64 KiB")))
+        .merge(Serialized::default("ip_header", false))
+        .merge(Serialized::default("limits.json", "64 KiB"))
+        .merge(Serialized::default("limits.string", "64 KiB"))
         .merge(Toml::file(file).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE", "CONFIG"]).global())
         .merge(Env::raw().only(&SECRET_ENV_VARS).global())
@@ -263,10 +263,10 @@ mod tests {
     #[test]
     fn a_bad_value_names_its_key() {
         let figment = figment(Some(Path::new("/nonexistent/Rocket.toml")))
-            .merge(Serialized::globals(("read_pool_size", "many")));
+            .merge(Serialized::global("read_pool_size", "many"));
         let err = Settings::from_figment(&figment).unwrap_err().to_string();
         assert!(err.contains("read_pool_size"), "{err}");
-        let figment = figment.merge(Serialized::globals(("jwt_secret", "short")));
+        let figment = figment.merge(Serialized::global("jwt_secret", "short"));
         let err = Settings::from_figment(&figment).unwrap_err().to_string();
         assert!(err.contains("read_pool_size") || err.contains("JWT_SECRET"), "{err}");
     }

@@ -37,6 +37,9 @@ pub fn email(email: &str) -> Result<(), String> {
     if email.is_empty() {
         return Err("is required".into());
     }
+    if !email.is_ascii() {
+        return Err("must contain only ASCII characters".into());
+    }
     if email.len() > MAX_EMAIL_LEN {
         return Err(format!("must be at most {MAX_EMAIL_LEN} characters"));
     }

@@ -62,7 +62,7 @@ impl Cli {
     pub fn figment(&self) -> Figment {
         let figment = crate::config::figment(self.config.as_deref());
         match &self.data_dir {
-            Some(dir) => figment.merge(Serialized::globals(("data_dir", dir))),
+            Some(dir) => figment.merge(Serialized::global("data_dir", dir)),
             None => figment,
         }
     }
@@ -108,7 +108,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// readable text otherwise; RUST_LOG filters them.
 fn init_logging(serving: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if serving { "info,rocket::server=warn,_=warn" } else { "warn" };
+    let default = if serving { "info,rocket::launch::_=warn,rocket::server=warn,refinery_core=warn" } else { "warn" };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let json = match std::env::var("AUDIOSTUDIO_LOG_FORMAT") {
         Ok(format) => format.eq_ignore_ascii_case("json"),

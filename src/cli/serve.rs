@@ -19,10 +19,10 @@ pub struct Args {
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let mut figment = cli.figment();
     if let Some(port) = args.port {
-        figment = figment.merge(Serialized::globals(("port", port)));
+        figment = figment.merge(Serialized::global("port", port));
     }
     if let Some(address) = args.address {
-        figment = figment.merge(Serialized::globals(("address", address)));
+        figment = figment.merge(Serialized::global("address", address));
     }
     let rocket = crate::build(figment, crate::Deps::default())?;
     rocket::execute(async move {
