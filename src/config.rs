@@ -113,7 +113,11 @@ pub fn figment(config_file: Option<&Path>) -> Figment {
         .merge(Serialized::default("limits.json", "64 KiB"))
         .merge(Serialized::default("limits.string", "64 KiB"))
         .merge(Toml::file(file).nested())
-        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE", "CONFIG"]).global())
+        .merge(
+            Env::prefixed("ROCKET_")
+                .ignore(&["PROFILE", "CONFIG"])
+                .global(),
+        )
         .merge(Env::raw().only(&SECRET_ENV_VARS).global())
         .select(Profile::from_env_or(
             "ROCKET_PROFILE",
@@ -121,14 +125,34 @@ pub fn figment(config_file: Option<&Path>) -> Figment {
         ))
 }
 
+/// Names each bad key the way an operator writes it, in Rocket.toml and in the environment.
+fn explain(errors: rocket::figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let env = if SECRET_ENV_VARS.iter().any(|v| v.eq_ignore_ascii_case(&key)) {
+                key.to_uppercase()
+            } else {
+                format!("ROCKET_{}", key.replace('.', "_").to_uppercase())
+            };
+            let origin = e
+                .metadata
+                .as_ref()
+                .map_or_else(String::new, |m| format!(" (from {})", m.name));
+            format!("invalid configuration: {key} ({env}): {}{origin}", e.kind)
+        })
+        .collect();
+    anyhow::anyhow!(
+        "{}\nfix: correct that key in Rocket.toml or its environment variable (see the comments in Rocket.toml)",
+        lines.join("\n")
+    )
+}
+
 impl Settings {
     /// Extracts and validates the settings; the error names the key and the fix.
     pub fn from_figment(figment: &Figment) -> anyhow::Result<Settings> {
-        let settings: Settings = figment.extract().map_err(|e| {
-            anyhow::anyhow!(
-                "invalid configuration: {e}\nfix: correct that key in Rocket.toml or its ROCKET_<KEY> environment variable (see the comments in Rocket.toml)"
-            )
-        })?;
+        let settings: Settings = figment.extract().map_err(explain)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -166,8 +190,14 @@ impl Settings {
         }
         for (key, value) in [
             ("login_max_failures", self.login_max_failures),
-            ("rate_limit_login_per_minute", self.rate_limit_login_per_minute),
-            ("rate_limit_register_per_hour", self.rate_limit_register_per_hour),
+            (
+                "rate_limit_login_per_minute",
+                self.rate_limit_login_per_minute,
+            ),
+            (
+                "rate_limit_register_per_hour",
+                self.rate_limit_register_per_hour,
+            ),
             (
                 "rate_limit_password_reset_per_hour",
                 self.rate_limit_password_reset_per_hour,
@@ -175,7 +205,9 @@ impl Settings {
             ("email_max_attempts", self.email_max_attempts),
         ] {
             if value == 0 {
-                bail!("invalid configuration: {key} must be at least 1\nfix: set it to a positive number");
+                bail!(
+                    "invalid configuration: {key} must be at least 1\nfix: set it to a positive number"
+                );
             }
         }
         if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_days == 0 {
@@ -216,18 +248,36 @@ impl Settings {
             ("public_base_url", self.public_base_url.clone()),
             ("jwt_issuer", self.jwt_issuer.clone()),
             ("jwt_audience", self.jwt_audience.clone()),
-            ("access_token_ttl_secs", self.access_token_ttl_secs.to_string()),
-            ("refresh_token_ttl_days", self.refresh_token_ttl_days.to_string()),
-            ("refresh_reuse_grace_secs", self.refresh_reuse_grace_secs.to_string()),
+            (
+                "access_token_ttl_secs",
+                self.access_token_ttl_secs.to_string(),
+            ),
+            (
+                "refresh_token_ttl_days",
+                self.refresh_token_ttl_days.to_string(),
+            ),
+            (
+                "refresh_reuse_grace_secs",
+                self.refresh_reuse_grace_secs.to_string(),
+            ),
             ("argon2_memory_kib", self.argon2_memory_kib.to_string()),
             ("argon2_iterations", self.argon2_iterations.to_string()),
             ("argon2_parallelism", self.argon2_parallelism.to_string()),
             ("hash_concurrency", self.hash_concurrency().to_string()),
             ("login_max_failures", self.login_max_failures.to_string()),
-            ("login_failure_window_secs", self.login_failure_window_secs.to_string()),
+            (
+                "login_failure_window_secs",
+                self.login_failure_window_secs.to_string(),
+            ),
             ("login_lockout_secs", self.login_lockout_secs.to_string()),
-            ("rate_limit_login_per_minute", self.rate_limit_login_per_minute.to_string()),
-            ("rate_limit_register_per_hour", self.rate_limit_register_per_hour.to_string()),
+            (
+                "rate_limit_login_per_minute",
+                self.rate_limit_login_per_minute.to_string(),
+            ),
+            (
+                "rate_limit_register_per_hour",
+                self.rate_limit_register_per_hour.to_string(),
+            ),
             (
                 "rate_limit_password_reset_per_hour",
                 self.rate_limit_password_reset_per_hour.to_string(),
@@ -265,9 +315,15 @@ mod tests {
         let figment = figment(Some(Path::new("/nonexistent/Rocket.toml")))
             .merge(Serialized::global("read_pool_size", "many"));
         let err = Settings::from_figment(&figment).unwrap_err().to_string();
-        assert!(err.contains("read_pool_size"), "{err}");
+        assert!(
+            err.contains("read_pool_size (ROCKET_READ_POOL_SIZE)"),
+            "{err}"
+        );
         let figment = figment.merge(Serialized::global("jwt_secret", "short"));
         let err = Settings::from_figment(&figment).unwrap_err().to_string();
-        assert!(err.contains("read_pool_size") || err.contains("JWT_SECRET"), "{err}");
+        assert!(
+            err.contains("read_pool_size") || err.contains("JWT_SECRET"),
+            "{err}"
+        );
     }
 }

@@ -108,10 +108,17 @@ impl ApiError {
             ),
             ApiError::Internal(_) => (
                 "internal-error",
-                Some("an unexpected error occurred; the request id identifies it in the logs".to_owned()),
+                Some(
+                    "an unexpected error occurred; the request id identifies it in the logs"
+                        .to_owned(),
+                ),
                 None,
             ),
-            ApiError::Forbidden => ("forbidden", Some("your role does not allow this".to_owned()), None),
+            ApiError::Forbidden => (
+                "forbidden",
+                Some("your role does not allow this".to_owned()),
+                None,
+            ),
             ApiError::NotFound => ("not-found", None, None),
             ApiError::TooManyRequests { .. } => ("rate-limited", Some(self.to_string()), None),
             ApiError::Unauthorized(_) => ("unauthorized", Some(self.to_string()), None),
@@ -157,14 +164,20 @@ impl<'r> Responder<'r, 'static> for ApiError {
         let problem = self.problem(Some(crate::http::request_id(req).to_owned()));
         let mut response = problem_response(&problem);
         if let ApiError::TooManyRequests { throttle, .. } = &self {
-            response.set_header(Header::new("Retry-After", throttle.retry_after_secs.to_string()));
+            response.set_header(Header::new(
+                "Retry-After",
+                throttle.retry_after_secs.to_string(),
+            ));
             response.set_header(Header::new(
                 "RateLimit-Policy",
                 format!("{};w={}", throttle.limit, throttle.window_secs),
             ));
             response.set_header(Header::new(
                 "RateLimit",
-                format!("limit={}, remaining=0, reset={}", throttle.limit, throttle.retry_after_secs),
+                format!(
+                    "limit={}, remaining=0, reset={}",
+                    throttle.limit, throttle.retry_after_secs
+                ),
             ));
         }
         if let ApiError::Unauthorized(_) = &self {
@@ -208,7 +221,13 @@ fn default_catcher(status: Status, req: &Request<'_>) -> (Status, (ContentType, 
         errors: None,
         request_id: Some(crate::http::request_id(req).to_owned()),
     };
-    (status, (problem_json(), serde_json::to_string(&problem).unwrap_or_default()))
+    (
+        status,
+        (
+            problem_json(),
+            serde_json::to_string(&problem).unwrap_or_default(),
+        ),
+    )
 }
 
 pub fn catchers() -> Vec<Catcher> {

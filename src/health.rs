@@ -32,7 +32,11 @@ pub struct Health {
 pub async fn health(app: &State<App>) -> Custom<Json<Health>> {
     let schema_version = app.db.schema_version().await.ok();
     let reachable = schema_version.is_some();
-    let status = if reachable { Status::Ok } else { Status::ServiceUnavailable };
+    let status = if reachable {
+        Status::Ok
+    } else {
+        Status::ServiceUnavailable
+    };
     Custom(
         status,
         Json(Health {
@@ -41,7 +45,11 @@ pub async fn health(app: &State<App>) -> Custom<Json<Health>> {
             schema_version,
             database_reachable: reachable,
             uptime_seconds: app.started_at.elapsed().as_secs(),
-            email: if app.mailer.is_development() { "log (development)" } else { "smtp" },
+            email: if app.mailer.is_development() {
+                "log (development)"
+            } else {
+                "smtp"
+            },
         }),
     )
 }

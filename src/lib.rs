@@ -51,7 +51,9 @@ pub struct Deps {
 
 impl Default for Deps {
     fn default() -> Self {
-        Deps { clock: Arc::new(SystemClock) }
+        Deps {
+            clock: Arc::new(SystemClock),
+        }
     }
 }
 
@@ -110,12 +112,14 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
 }
 
 fn start_workers(rocket: &Rocket<rocket::Orbit>) {
-    let Some(app) = rocket.state::<App>() else { return };
-    let from = app
-        .settings
-        .email_from
-        .parse()
-        .unwrap_or_else(|_| "audiostudio <no-reply@localhost>".parse().expect("valid mailbox"));
+    let Some(app) = rocket.state::<App>() else {
+        return;
+    };
+    let from = app.settings.email_from.parse().unwrap_or_else(|_| {
+        "audiostudio <no-reply@localhost>"
+            .parse()
+            .expect("valid mailbox")
+    });
     tokio::spawn(accounts::email::run_outbox_worker(
         app.db.clone(),
         app.mailer.clone(),

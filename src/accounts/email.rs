@@ -46,7 +46,10 @@ fn with_link(to: &str, subject: &str, intro: &str, action: &str, link: &str, out
 
 /// Links point at the configured public base URL, never at the request's Host header.
 pub fn verification(base_url: &str, to: &str, token: &str) -> Email {
-    let link = format!("{}/verify-email?token={token}", base_url.trim_end_matches('/'));
+    let link = format!(
+        "{}/verify-email?token={token}",
+        base_url.trim_end_matches('/')
+    );
     with_link(
         to,
         "Confirm your email address",
@@ -58,7 +61,10 @@ pub fn verification(base_url: &str, to: &str, token: &str) -> Email {
 }
 
 pub fn password_reset(base_url: &str, to: &str, token: &str) -> Email {
-    let link = format!("{}/reset-password?token={token}", base_url.trim_end_matches('/'));
+    let link = format!(
+        "{}/reset-password?token={token}",
+        base_url.trim_end_matches('/')
+    );
     with_link(
         to,
         "Reset your password",
@@ -121,7 +127,10 @@ impl Mailer {
                 Ok(())
             }
             Mailer::Smtp(transport) => {
-                let to: Mailbox = message.to.parse().map_err(|e| format!("bad recipient: {e}"))?;
+                let to: Mailbox = message
+                    .to
+                    .parse()
+                    .map_err(|e| format!("bad recipient: {e}"))?;
                 let email = Message::builder()
                     .from(from.clone())
                     .to(to)
@@ -131,7 +140,11 @@ impl Mailer {
                         message.html.clone(),
                     ))
                     .map_err(|e| format!("cannot build message: {e}"))?;
-                transport.send(email).await.map(|_| ()).map_err(|e| e.to_string())
+                transport
+                    .send(email)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -218,7 +231,11 @@ async fn deliver_due(
             }
             Err(error) => {
                 tracing::warn!(email_id = id, attempts, error = %error, "email delivery failed");
-                let status = if attempts >= max_attempts { "failed" } else { "pending" };
+                let status = if attempts >= max_attempts {
+                    "failed"
+                } else {
+                    "pending"
+                };
                 db.write(move |tx| {
                     tx.execute(
                         "UPDATE email_outbox SET status = ?2, attempts = ?3, last_error = ?4, next_attempt_at = ?5 WHERE id = ?1",
@@ -247,7 +264,15 @@ mod tests {
     #[test]
     fn links_use_the_public_base_url_and_html_is_escaped() {
         let email = password_reset("https://audio.example.com/", "a@example.com", "tok");
-        assert!(email.text.contains("https://audio.example.com/reset-password?token=tok"));
-        assert!(email.html.contains("href=\"https://audio.example.com/reset-password?token=tok\""));
+        assert!(
+            email
+                .text
+                .contains("https://audio.example.com/reset-password?token=tok")
+        );
+        assert!(
+            email
+                .html
+                .contains("href=\"https://audio.example.com/reset-password?token=tok\"")
+        );
     }
 }

@@ -137,7 +137,9 @@ pub struct RevokedResponse {
 }
 
 fn message(text: &str) -> Json<MessageResponse> {
-    Json(MessageResponse { message: text.to_owned() })
+    Json(MessageResponse {
+        message: text.to_owned(),
+    })
 }
 
 fn secret(s: String) -> SecretString {
@@ -145,9 +147,12 @@ fn secret(s: String) -> SecretString {
 }
 
 fn auth_response(app: &App, user: UserView, session: NewSession) -> ApiResult<AuthResponse> {
-    let access_token = app
-        .jwt
-        .issue(&user.id, &session.session_id, &user.role, app.clock.now_secs())?;
+    let access_token = app.jwt.issue(
+        &user.id,
+        &session.session_id,
+        &user.role,
+        app.clock.now_secs(),
+    )?;
     Ok(AuthResponse {
         user,
         access_token,
@@ -192,7 +197,11 @@ async fn register(
 
     let email_address = validate::normalize_email(&body.email);
     let lookup = email_address.clone();
-    if app.db.read(move |c| Ok::<_, ApiError>(users::email_taken(c, &lookup)?)).await? {
+    if app
+        .db
+        .read(move |c| Ok::<_, ApiError>(users::email_taken(c, &lookup)?))
+        .await?
+    {
         return Err(taken());
     }
     let password_hash = app.hasher.hash(secret(body.password)).await?;
@@ -211,8 +220,13 @@ async fn register(
             };
             let user_id = users::insert(tx, &new, now)?.ok_or_else(taken)?;
             let session = sessions::create(tx, &user_id, now, ttl, &client)?;
-            let token = one_time::issue(tx, &user_id, Purpose::VerifyEmail, now, VERIFY_TOKEN_TTL_MS)?;
-            email::enqueue(tx, &email::verification(&base_url, &email_address, &token), now)?;
+            let token =
+                one_time::issue(tx, &user_id, Purpose::VerifyEmail, now, VERIFY_TOKEN_TTL_MS)?;
+            email::enqueue(
+                tx,
+                &email::verification(&base_url, &email_address, &token),
+                now,
+            )?;
             audit::record(
                 tx,
                 now,
@@ -236,7 +250,9 @@ fn invalid_credentials() -> ApiError {
 }
 
 fn locked(app: &App, until: Millis, now: Millis) -> ApiError {
-    let secs = u64::try_from((until - now + 999) / 1000).unwrap_or(1).max(1);
+    let secs = u64::try_from((until - now + 999) / 1000)
+        .unwrap_or(1)
+        .max(1);
     ApiError::TooManyRequests {
         detail: "too many failed logins for this account; try again later".into(),
         throttle: Throttle {
@@ -258,7 +274,11 @@ fn locked(app: &App, until: Millis, now: Millis) -> ApiError {
         (status = 429, description = "Too many attempts, for this address or this account", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/login", data = "<body>")]
-async fn login(app: &State<App>, client: ClientInfo, body: JsonBody<'_, LoginRequest>) -> ApiResult<Json<AuthResponse>> {
+async fn login(
+    app: &State<App>,
+    client: ClientInfo,
+    body: JsonBody<'_, LoginRequest>,
+) -> ApiResult<Json<AuthResponse>> {
     let body = parse_body(body)?;
     app.limits.login_per_ip.check(&client.ip_key())?;
     // No account has a longer password; hashing megabytes of input would only cost us.
@@ -285,7 +305,8 @@ async fn login(app: &State<App>, client: ClientInfo, body: JsonBody<'_, LoginReq
     let Some(account) = account else {
         app.db
             .write(move |tx| {
-                let event = Event::new("auth.login_failed").details(json!({ "email": email_address, "reason": "unknown_email" }));
+                let event = Event::new("auth.login_failed")
+                    .details(json!({ "email": email_address, "reason": "unknown_email" }));
                 Ok::<_, ApiError>(audit::record(tx, now, &actor, event)?)
             })
             .await?;
@@ -302,10 +323,15 @@ async fn login(app: &State<App>, client: ClientInfo, body: JsonBody<'_, LoginReq
         app.db
             .write(move |tx| {
                 let locked_until = users::record_login_failure(tx, &user_id, now, &policy)?;
-                let actor = Actor { user_id: None, ..actor };
+                let actor = Actor {
+                    user_id: None,
+                    ..actor
+                };
                 let event = Event::new("auth.login_failed")
                     .target("user", &user_id)
-                    .details(json!({ "reason": "wrong_password", "locked": locked_until.is_some() }));
+                    .details(
+                        json!({ "reason": "wrong_password", "locked": locked_until.is_some() }),
+                    );
                 audit::record(tx, now, &actor, event)?;
                 Ok::<_, ApiError>(())
             })
@@ -339,7 +365,9 @@ async fn login(app: &State<App>, client: ClientInfo, body: JsonBody<'_, LoginReq
 }
 
 fn secs_to_ms(secs: u64) -> Millis {
-    i64::try_from(secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000)
+    i64::try_from(secs)
+        .unwrap_or(i64::MAX / 1000)
+        .saturating_mul(1000)
 }
 
 /// Exchange a refresh token for a new access token and refresh token.
@@ -353,7 +381,11 @@ fn secs_to_ms(secs: u64) -> Millis {
         (status = 422, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/refresh", data = "<body>")]
-async fn refresh(app: &State<App>, client: ClientInfo, body: JsonBody<'_, RefreshRequest>) -> ApiResult<Json<AuthResponse>> {
+async fn refresh(
+    app: &State<App>,
+    client: ClientInfo,
+    body: JsonBody<'_, RefreshRequest>,
+) -> ApiResult<Json<AuthResponse>> {
     let body = parse_body(body)?;
     let now = app.clock.now_ms();
     let grace = secs_to_ms(app.settings.refresh_reuse_grace_secs);
@@ -362,8 +394,12 @@ async fn refresh(app: &State<App>, client: ClientInfo, body: JsonBody<'_, Refres
         .write(move |tx| {
             let outcome = sessions::rotate(tx, &body.refresh_token, now, grace)?;
             match &outcome {
-                Refresh::Reused { session_id, user_id } => {
-                    let event = Event::new("auth.refresh_token_reused").target("session", session_id);
+                Refresh::Reused {
+                    session_id,
+                    user_id,
+                } => {
+                    let event =
+                        Event::new("auth.refresh_token_reused").target("session", session_id);
                     audit::record(tx, now, &Actor::user(user_id, &client), event)?;
                     Ok::<_, ApiError>((outcome, None))
                 }
@@ -376,15 +412,27 @@ async fn refresh(app: &State<App>, client: ClientInfo, body: JsonBody<'_, Refres
         })
         .await?;
     match outcome {
-        (Refresh::Rotated { session_id, refresh_token, .. }, Some(user)) => Ok(Json(auth_response(
+        (
+            Refresh::Rotated {
+                session_id,
+                refresh_token,
+                ..
+            },
+            Some(user),
+        ) => Ok(Json(auth_response(
             app,
             user,
-            NewSession { session_id, refresh_token },
+            NewSession {
+                session_id,
+                refresh_token,
+            },
         )?)),
         (Refresh::Reused { .. }, _) => Err(ApiError::Unauthorized(
             "this refresh token was already used; the session has been revoked",
         )),
-        _ => Err(ApiError::Unauthorized("the refresh token is invalid or expired")),
+        _ => Err(ApiError::Unauthorized(
+            "the refresh token is invalid or expired",
+        )),
     }
 }
 
@@ -401,7 +449,12 @@ async fn logout(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResu
         .write(move |tx| {
             sessions::revoke(tx, &user.session_id, "logout", now)?;
             let event = Event::new("auth.logout").target("session", &user.session_id);
-            Ok::<_, ApiError>(audit::record(tx, now, &Actor::user(&user.user_id, &client), event)?)
+            Ok::<_, ApiError>(audit::record(
+                tx,
+                now,
+                &Actor::user(&user.user_id, &client),
+                event,
+            )?)
         })
         .await?;
     Ok(NoContent)
@@ -414,7 +467,11 @@ async fn logout(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResu
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/logout-all")]
-async fn logout_all(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResult<Json<RevokedResponse>> {
+async fn logout_all(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+) -> ApiResult<Json<RevokedResponse>> {
     let now = app.clock.now_ms();
     let count = app
         .db
@@ -444,7 +501,14 @@ async fn list_sessions(app: &State<App>, user: AuthUser) -> ApiResult<Json<Sessi
     let now = app.clock.now_ms();
     let sessions = app
         .db
-        .read(move |c| Ok::<_, ApiError>(sessions::list_active(c, &user.user_id, &user.session_id, now)?))
+        .read(move |c| {
+            Ok::<_, ApiError>(sessions::list_active(
+                c,
+                &user.user_id,
+                &user.session_id,
+                now,
+            )?)
+        })
         .await?;
     Ok(Json(SessionsResponse { sessions }))
 }
@@ -458,7 +522,12 @@ async fn list_sessions(app: &State<App>, user: AuthUser) -> ApiResult<Json<Sessi
         (status = 404, description = "No such active session of the caller", body = Problem, content_type = "application/problem+json"),
     ))]
 #[delete("/sessions/<id>")]
-async fn revoke_session(app: &State<App>, user: AuthUser, client: ClientInfo, id: &str) -> ApiResult<NoContent> {
+async fn revoke_session(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+    id: &str,
+) -> ApiResult<NoContent> {
     let now = app.clock.now_ms();
     let id = id.to_owned();
     app.db
@@ -571,7 +640,12 @@ async fn change_password(
         .read(move |c| Ok::<_, ApiError>(users::password_hash(c, &user_id)?))
         .await?
         .ok_or(ApiError::NotFound)?;
-    if !app.hasher.verify(secret(body.current_password), Some(stored)).await?.matches {
+    if !app
+        .hasher
+        .verify(secret(body.current_password), Some(stored))
+        .await?
+        .matches
+    {
         return Err(ApiError::field("current_password", "is incorrect"));
     }
     let new_hash = app.hasher.hash(secret(body.new_password)).await?;
@@ -580,7 +654,13 @@ async fn change_password(
         .db
         .write(move |tx| {
             users::set_password_hash(tx, &user.user_id, &new_hash, now)?;
-            let count = sessions::revoke_all(tx, &user.user_id, Some(&user.session_id), "password_changed", now)?;
+            let count = sessions::revoke_all(
+                tx,
+                &user.user_id,
+                Some(&user.session_id),
+                "password_changed",
+                now,
+            )?;
             one_time::expire_all(tx, &user.user_id, Purpose::ResetPassword, now)?;
             let event = Event::new("auth.password_changed")
                 .target("user", &user.user_id)
@@ -612,7 +692,9 @@ async fn request_password_reset(
 ) -> ApiResult<Custom<Json<MessageResponse>>> {
     let body = parse_body(body)?;
     app.limits.password_reset_per_ip.check(&client.ip_key())?;
-    Checks::default().check("email", validate::email(&body.email)).finish()?;
+    Checks::default()
+        .check("email", validate::email(&body.email))
+        .finish()?;
     let email_address = validate::normalize_email(&body.email);
     let now = app.clock.now_ms();
     let base_url = app.settings.public_base_url.clone();
@@ -622,8 +704,13 @@ async fn request_password_reset(
             let user_id = users::find_id_by_email(tx, &email_address)?;
             let actor = Actor::anonymous(&client);
             if let Some(user_id) = &user_id {
-                let token = one_time::issue(tx, user_id, Purpose::ResetPassword, now, RESET_TOKEN_TTL_MS)?;
-                email::enqueue(tx, &email::password_reset(&base_url, &email_address, &token), now)?;
+                let token =
+                    one_time::issue(tx, user_id, Purpose::ResetPassword, now, RESET_TOKEN_TTL_MS)?;
+                email::enqueue(
+                    tx,
+                    &email::password_reset(&base_url, &email_address, &token),
+                    now,
+                )?;
                 let event = Event::new("auth.password_reset_requested").target("user", user_id);
                 audit::record(tx, now, &actor, event)?;
             } else {
@@ -688,7 +775,11 @@ async fn reset_password(
         (status = 422, description = "Invalid, used or expired token", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/verify-email", data = "<body>")]
-async fn verify_email(app: &State<App>, client: ClientInfo, body: JsonBody<'_, TokenRequest>) -> ApiResult<Json<MessageResponse>> {
+async fn verify_email(
+    app: &State<App>,
+    client: ClientInfo,
+    body: JsonBody<'_, TokenRequest>,
+) -> ApiResult<Json<MessageResponse>> {
     let body = parse_body(body)?;
     let now = app.clock.now_ms();
     app.db
@@ -697,7 +788,12 @@ async fn verify_email(app: &State<App>, client: ClientInfo, body: JsonBody<'_, T
                 .ok_or_else(|| ApiError::field("token", "is invalid, already used or expired"))?;
             users::mark_email_verified(tx, &user_id, now)?;
             let event = Event::new("auth.email_verified").target("user", &user_id);
-            Ok::<_, ApiError>(audit::record(tx, now, &Actor::user(&user_id, &client), event)?)
+            Ok::<_, ApiError>(audit::record(
+                tx,
+                now,
+                &Actor::user(&user_id, &client),
+                event,
+            )?)
         })
         .await?;
     Ok(message("email address verified"))
@@ -712,7 +808,10 @@ async fn verify_email(app: &State<App>, client: ClientInfo, body: JsonBody<'_, T
         (status = 429, description = "Asked again too soon", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/resend-verification")]
-async fn resend_verification(app: &State<App>, user: AuthUser) -> ApiResult<Custom<Json<MessageResponse>>> {
+async fn resend_verification(
+    app: &State<App>,
+    user: AuthUser,
+) -> ApiResult<Custom<Json<MessageResponse>>> {
     let now = app.clock.now_ms();
     let interval = secs_to_ms(app.settings.resend_verification_interval_secs);
     let base_url = app.settings.public_base_url.clone();
@@ -720,7 +819,9 @@ async fn resend_verification(app: &State<App>, user: AuthUser) -> ApiResult<Cust
         .write(move |tx| {
             let account = users::find_user(tx, &user.user_id)?.ok_or(ApiError::NotFound)?;
             if account.email_verified {
-                return Err(ApiError::Conflict("the email address is already verified".into()));
+                return Err(ApiError::Conflict(
+                    "the email address is already verified".into(),
+                ));
             }
             if let Some(last) = one_time::last_issued(tx, &user.user_id, Purpose::VerifyEmail)?
                 && now - last < interval
@@ -728,17 +829,31 @@ async fn resend_verification(app: &State<App>, user: AuthUser) -> ApiResult<Cust
                 return Err(ApiError::TooManyRequests {
                     detail: "a verification email was sent moments ago; check your inbox".into(),
                     throttle: Throttle {
-                        retry_after_secs: u64::try_from((last + interval - now + 999) / 1000).unwrap_or(1),
+                        retry_after_secs: u64::try_from((last + interval - now + 999) / 1000)
+                            .unwrap_or(1),
                         limit: 1,
                         window_secs: u64::try_from(interval / 1000).unwrap_or(60),
                     },
                 });
             }
-            let token = one_time::issue(tx, &user.user_id, Purpose::VerifyEmail, now, VERIFY_TOKEN_TTL_MS)?;
-            email::enqueue(tx, &email::verification(&base_url, &account.email, &token), now)?;
+            let token = one_time::issue(
+                tx,
+                &user.user_id,
+                Purpose::VerifyEmail,
+                now,
+                VERIFY_TOKEN_TTL_MS,
+            )?;
+            email::enqueue(
+                tx,
+                &email::verification(&base_url, &account.email, &token),
+                now,
+            )?;
             Ok(())
         })
         .await?;
     app.mail_wakeup.notify_one();
-    Ok(Custom(Status::Accepted, message("a new verification email is on its way")))
+    Ok(Custom(
+        Status::Accepted,
+        message("a new verification email is on its way"),
+    ))
 }

@@ -21,7 +21,13 @@ impl Purpose {
 }
 
 /// Issues a token; the plain value goes only into the email.
-pub fn issue(tx: &Transaction<'_>, user_id: &str, purpose: Purpose, now: Millis, ttl_ms: Millis) -> rusqlite::Result<String> {
+pub fn issue(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    purpose: Purpose,
+    now: Millis,
+    ttl_ms: Millis,
+) -> rusqlite::Result<String> {
     let (token, hash) = new_opaque_token();
     tx.execute(
         "INSERT INTO one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -31,7 +37,12 @@ pub fn issue(tx: &Transaction<'_>, user_id: &str, purpose: Purpose, now: Millis,
 }
 
 /// Uses a token up; returns its user when it was valid, unused and unexpired.
-pub fn consume(tx: &Transaction<'_>, token: &str, purpose: Purpose, now: Millis) -> rusqlite::Result<Option<String>> {
+pub fn consume(
+    tx: &Transaction<'_>,
+    token: &str,
+    purpose: Purpose,
+    now: Millis,
+) -> rusqlite::Result<Option<String>> {
     tx.query_row(
         "UPDATE one_time_tokens SET used_at = ?3
          WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
@@ -43,7 +54,12 @@ pub fn consume(tx: &Transaction<'_>, token: &str, purpose: Purpose, now: Millis)
 }
 
 /// Makes every outstanding token of that purpose unusable (e.g. after a reset).
-pub fn expire_all(tx: &Transaction<'_>, user_id: &str, purpose: Purpose, now: Millis) -> rusqlite::Result<()> {
+pub fn expire_all(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    purpose: Purpose,
+    now: Millis,
+) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE one_time_tokens SET used_at = ?3 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
         params![user_id, purpose.as_str(), now],
@@ -52,7 +68,11 @@ pub fn expire_all(tx: &Transaction<'_>, user_id: &str, purpose: Purpose, now: Mi
 }
 
 /// When the last token of that purpose was issued, for throttling resends.
-pub fn last_issued(conn: &Connection, user_id: &str, purpose: Purpose) -> rusqlite::Result<Option<Millis>> {
+pub fn last_issued(
+    conn: &Connection,
+    user_id: &str,
+    purpose: Purpose,
+) -> rusqlite::Result<Option<Millis>> {
     conn.query_row(
         "SELECT MAX(created_at) FROM one_time_tokens WHERE user_id = ?1 AND purpose = ?2",
         params![user_id, purpose.as_str()],

@@ -42,7 +42,8 @@ pub struct Credentials {
     pub locked_until: Option<Millis>,
 }
 
-const USER_COLUMNS: &str = "u.id, u.email, u.role, u.status, u.email_verified_at, p.display_name, u.created_at";
+const USER_COLUMNS: &str =
+    "u.id, u.email, u.role, u.status, u.email_verified_at, p.display_name, u.created_at";
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserView> {
     Ok(UserView {
@@ -65,7 +66,11 @@ pub struct NewUser<'a> {
 }
 
 /// Inserts a user and an empty profile; `None` when the email is taken.
-pub fn insert(tx: &Transaction<'_>, new: &NewUser<'_>, now: Millis) -> rusqlite::Result<Option<String>> {
+pub fn insert(
+    tx: &Transaction<'_>,
+    new: &NewUser<'_>,
+    now: Millis,
+) -> rusqlite::Result<Option<String>> {
     let id = uuid::Uuid::now_v7().to_string();
     let inserted = tx.execute(
         "INSERT INTO users (id, email, password_hash, role, email_verified_at, created_at, updated_at)
@@ -83,7 +88,11 @@ pub fn insert(tx: &Transaction<'_>, new: &NewUser<'_>, now: Millis) -> rusqlite:
 }
 
 pub fn email_taken(conn: &Connection, email: &str) -> rusqlite::Result<bool> {
-    conn.query_row("SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)", [email], |r| r.get(0))
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE email = ?1)",
+        [email],
+        |r| r.get(0),
+    )
 }
 
 pub fn find_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Option<UserView>> {
@@ -96,8 +105,12 @@ pub fn find_user(conn: &Connection, user_id: &str) -> rusqlite::Result<Option<Us
 }
 
 pub fn find_id_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT id FROM users WHERE email = ?1 AND status = 'active'", [email], |r| r.get(0))
-        .optional()
+    conn.query_row(
+        "SELECT id FROM users WHERE email = ?1 AND status = 'active'",
+        [email],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 pub fn find_credentials(conn: &Connection, email: &str) -> rusqlite::Result<Option<Credentials>> {
@@ -117,11 +130,20 @@ pub fn find_credentials(conn: &Connection, email: &str) -> rusqlite::Result<Opti
 }
 
 pub fn password_hash(conn: &Connection, user_id: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT password_hash FROM users WHERE id = ?1", [user_id], |r| r.get(0))
-        .optional()
+    conn.query_row(
+        "SELECT password_hash FROM users WHERE id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
-pub fn set_password_hash(tx: &Transaction<'_>, user_id: &str, hash: &str, now: Millis) -> rusqlite::Result<()> {
+pub fn set_password_hash(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    hash: &str,
+    now: Millis,
+) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
         params![user_id, hash, now],
@@ -129,7 +151,11 @@ pub fn set_password_hash(tx: &Transaction<'_>, user_id: &str, hash: &str, now: M
     Ok(())
 }
 
-pub fn mark_email_verified(tx: &Transaction<'_>, user_id: &str, now: Millis) -> rusqlite::Result<()> {
+pub fn mark_email_verified(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    now: Millis,
+) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE users SET email_verified_at = COALESCE(email_verified_at, ?2), updated_at = ?2 WHERE id = ?1",
         params![user_id, now],
@@ -212,7 +238,12 @@ pub struct ProfileChange {
     pub preferences: Option<Value>,
 }
 
-pub fn update_profile(tx: &Transaction<'_>, user_id: &str, change: &ProfileChange, now: Millis) -> rusqlite::Result<()> {
+pub fn update_profile(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    change: &ProfileChange,
+    now: Millis,
+) -> rusqlite::Result<()> {
     let blank_to_null = |v: &Option<String>| v.as_ref().map(|s| s.trim().to_owned());
     tx.execute(
         "INSERT INTO user_profiles (user_id, updated_at) VALUES (?1, ?2) ON CONFLICT (user_id) DO NOTHING",
@@ -239,16 +270,27 @@ pub fn update_profile(tx: &Transaction<'_>, user_id: &str, change: &ProfileChang
 }
 
 /// One page of users, newest first, optionally filtered by an email substring.
-pub fn page(conn: &Connection, email_contains: Option<&str>, before_id: Option<&str>, limit: u32) -> rusqlite::Result<Vec<UserView>> {
+pub fn page(
+    conn: &Connection,
+    email_contains: Option<&str>,
+    before_id: Option<&str>,
+    limit: u32,
+) -> rusqlite::Result<Vec<UserView>> {
     let pattern = email_contains.map(|s| {
-        format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+        format!(
+            "%{}%",
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
     });
     let mut stmt = conn.prepare(&format!(
         "SELECT {USER_COLUMNS} FROM users u LEFT JOIN user_profiles p ON p.user_id = u.id
          WHERE (?1 IS NULL OR u.email LIKE ?1 ESCAPE '\\') AND (?2 IS NULL OR u.id < ?2)
          ORDER BY u.id DESC LIMIT ?3"
     ))?;
-    stmt.query_map(params![pattern, before_id, limit], user_from_row)?.collect()
+    stmt.query_map(params![pattern, before_id, limit], user_from_row)?
+        .collect()
 }
 
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<UserView>> {

@@ -23,7 +23,11 @@ impl Checks {
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.0.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
     }
 }
 
@@ -57,14 +61,21 @@ pub fn email(email: &str) -> Result<(), String> {
         }
         None => false,
     };
-    if valid { Ok(()) } else { Err("is not a valid email address".into()) }
+    if valid {
+        Ok(())
+    } else {
+        Err("is not a valid email address".into())
+    }
 }
 
 fn text(value: &str, max: usize) -> Result<(), String> {
     if value.chars().count() > max {
         return Err(format!("must be at most {max} characters"));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err("must not contain control characters".into());
     }
     Ok(())
@@ -103,7 +114,9 @@ pub fn preferences(value: &Value) -> Result<(), String> {
         return Err("must be a JSON object".into());
     }
     if value.to_string().len() > MAX_PREFERENCES_BYTES {
-        return Err(format!("must be at most {MAX_PREFERENCES_BYTES} bytes as JSON"));
+        return Err(format!(
+            "must be at most {MAX_PREFERENCES_BYTES} bytes as JSON"
+        ));
     }
     Ok(())
 }
@@ -120,7 +133,17 @@ mod tests {
     fn emails() {
         assert!(email("ada@example.com").is_ok());
         assert!(email("  Ada.Lovelace+tag@sub.example.org ").is_ok());
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@@x.com", "ada@x..com", "'; DROP TABLE users; --@x.com"] {
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@@x.com",
+            "ada@x..com",
+            "'; DROP TABLE users; --@x.com",
+        ] {
             assert!(email(bad).is_err(), "{bad}");
         }
         assert!(email(&format!("{}@example.com", "a".repeat(250))).is_err());

@@ -59,9 +59,13 @@ async fn list_users(
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::field("limit", format!("must be a number from 1 to {MAX_PAGE}")))?,
+            .ok_or_else(|| {
+                ApiError::field("limit", format!("must be a number from 1 to {MAX_PAGE}"))
+            })?,
     };
-    if email.as_ref().is_some_and(|e| e.len() > 254) || cursor.as_ref().is_some_and(|c| c.len() > 64) {
+    if email.as_ref().is_some_and(|e| e.len() > 254)
+        || cursor.as_ref().is_some_and(|c| c.len() > 64)
+    {
         return Err(ApiError::field("email", "is too long"));
     }
     let mut users = app

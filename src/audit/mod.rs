@@ -111,7 +111,12 @@ fn row_hash(prev_hash: &str, row: &Row) -> String {
 }
 
 /// Appends one event to the chain inside the caller's transaction.
-pub fn record(tx: &Transaction<'_>, now: Millis, actor: &Actor, event: Event<'_>) -> rusqlite::Result<()> {
+pub fn record(
+    tx: &Transaction<'_>,
+    now: Millis,
+    actor: &Actor,
+    event: Event<'_>,
+) -> rusqlite::Result<()> {
     let last: Option<(i64, String)> = tx
         .query_row(
             "SELECT id, hash FROM audit_logs ORDER BY id DESC LIMIT 1",

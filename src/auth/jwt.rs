@@ -59,7 +59,13 @@ impl JwtKeys {
         }
     }
 
-    pub fn issue(&self, user_id: &str, session_id: &str, role: &str, now_secs: i64) -> anyhow::Result<String> {
+    pub fn issue(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        role: &str,
+        now_secs: i64,
+    ) -> anyhow::Result<String> {
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -69,7 +75,11 @@ impl JwtKeys {
             iat: now_secs,
             exp: now_secs + self.ttl_secs,
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     pub fn verify(&self, token: &str, now_secs: i64) -> Result<Claims, TokenError> {

@@ -36,7 +36,8 @@ async fn authenticate(req: &Request<'_>) -> Result<AuthUser, ApiError> {
         .rocket()
         .state::<App>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
-    let token = bearer_token(req).ok_or(ApiError::Unauthorized("a bearer access token is required"))?;
+    let token =
+        bearer_token(req).ok_or(ApiError::Unauthorized("a bearer access token is required"))?;
     let claims = app
         .jwt
         .verify(token, app.clock.now_secs())
@@ -46,9 +47,18 @@ async fn authenticate(req: &Request<'_>) -> Result<AuthUser, ApiError> {
     // The role comes from the database, not the token, so a demotion applies at once.
     let role = app
         .db
-        .read(move |c| Ok::<_, ApiError>(sessions::active_session_user(c, &session_id, &user_id, now)?))
+        .read(move |c| {
+            Ok::<_, ApiError>(sessions::active_session_user(
+                c,
+                &session_id,
+                &user_id,
+                now,
+            )?)
+        })
         .await?
-        .ok_or(ApiError::Unauthorized("the session has ended; log in again"))?;
+        .ok_or(ApiError::Unauthorized(
+            "the session has ended; log in again",
+        ))?;
     Ok(AuthUser {
         user_id: claims.sub,
         session_id: claims.sid,
@@ -65,7 +75,10 @@ impl<'r> FromRequest<'r> for AuthUser {
             .local_cache_async(async {
                 authenticate(req).await.map_err(|e| {
                     if let ApiError::Internal(cause) = &e {
-                        tracing::error!(error = format!("{cause:#}"), "authentication failed on an internal error");
+                        tracing::error!(
+                            error = format!("{cause:#}"),
+                            "authentication failed on an internal error"
+                        );
                     }
                     e.status()
                 })
@@ -76,10 +89,14 @@ impl<'r> FromRequest<'r> for AuthUser {
                 req.local_cache(|| LoggedUser(Some(user.user_id.clone())));
                 Outcome::Success(user.clone())
             }
-            Err(status) if *status == Status::Unauthorized => {
-                Outcome::Error((Status::Unauthorized, ApiError::Unauthorized("authentication failed")))
-            }
-            Err(status) => Outcome::Error((*status, ApiError::Unavailable("authentication is unavailable".into()))),
+            Err(status) if *status == Status::Unauthorized => Outcome::Error((
+                Status::Unauthorized,
+                ApiError::Unauthorized("authentication failed"),
+            )),
+            Err(status) => Outcome::Error((
+                *status,
+                ApiError::Unavailable("authentication is unavailable".into()),
+            )),
         }
     }
 }

@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock, Once};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
+};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
@@ -64,19 +66,26 @@ impl PasswordHasher {
     }
 
     /// Verifies `password` against `stored`, or against a dummy hash when there is no account.
-    pub async fn verify(&self, password: SecretString, stored: Option<String>) -> Result<Verified, ApiError> {
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<String>,
+    ) -> Result<Verified, ApiError> {
         let params = self.params.clone();
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         self.run(move || {
-            let parsed = PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
+            let parsed = PasswordHash::new(&stored)
+                .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
             let matches = argon2_with(&params)
                 .verify_password(password.expose_secret().as_bytes(), &parsed)
                 .is_ok()
                 && exists;
             let current = Params::try_from(&parsed).ok();
             let outdated = current.as_ref().is_none_or(|p| {
-                p.m_cost() != params.m_cost() || p.t_cost() != params.t_cost() || p.p_cost() != params.p_cost()
+                p.m_cost() != params.m_cost()
+                    || p.t_cost() != params.t_cost()
+                    || p.p_cost() != params.p_cost()
             }) || parsed.algorithm.as_str() != argon2::ARGON2ID_IDENT.as_str();
             let rehashed = if matches && outdated {
                 Some(hash_blocking(&params, password.expose_secret())?)
@@ -149,18 +158,38 @@ mod tests {
     #[tokio::test]
     async fn verify_accepts_the_right_password_and_rehashes_on_new_params() {
         let old = PasswordHasher::new(Params::new(1024, 1, 1, None).unwrap(), 2).unwrap();
-        let hash = old.hash(SecretString::from("a fine password")).await.unwrap();
+        let hash = old
+            .hash(SecretString::from("a fine password"))
+            .await
+            .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
-        let same = old.verify(SecretString::from("a fine password"), Some(hash.clone())).await.unwrap();
+        let same = old
+            .verify(SecretString::from("a fine password"), Some(hash.clone()))
+            .await
+            .unwrap();
         assert!(same.matches && same.rehashed.is_none());
-        let wrong = old.verify(SecretString::from("another password"), Some(hash.clone())).await.unwrap();
+        let wrong = old
+            .verify(SecretString::from("another password"), Some(hash.clone()))
+            .await
+            .unwrap();
         assert!(!wrong.matches);
 
         let new = PasswordHasher::new(Params::new(2048, 2, 1, None).unwrap(), 2).unwrap();
-        let upgraded = new.verify(SecretString::from("a fine password"), Some(hash)).await.unwrap();
+        let upgraded = new
+            .verify(SecretString::from("a fine password"), Some(hash))
+            .await
+            .unwrap();
         assert!(upgraded.matches);
-        assert!(upgraded.rehashed.unwrap().starts_with("$argon2id$v=19$m=2048,t=2,p=1$"));
-        let nobody = new.verify(SecretString::from("a fine password"), None).await.unwrap();
+        assert!(
+            upgraded
+                .rehashed
+                .unwrap()
+                .starts_with("$argon2id$v=19$m=2048,t=2,p=1$")
+        );
+        let nobody = new
+            .verify(SecretString::from("a fine password"), None)
+            .await
+            .unwrap();
         assert!(!nobody.matches);
     }
 }

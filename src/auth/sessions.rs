@@ -49,10 +49,17 @@ pub fn create(
         ],
     )?;
     let refresh_token = issue_refresh_token(tx, &session_id, now)?;
-    Ok(NewSession { session_id, refresh_token })
+    Ok(NewSession {
+        session_id,
+        refresh_token,
+    })
 }
 
-fn issue_refresh_token(tx: &Transaction<'_>, session_id: &str, now: Millis) -> rusqlite::Result<String> {
+fn issue_refresh_token(
+    tx: &Transaction<'_>,
+    session_id: &str,
+    now: Millis,
+) -> rusqlite::Result<String> {
     let (token, hash) = new_opaque_token();
     tx.execute(
         "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?1, ?2, ?3)",
@@ -69,13 +76,21 @@ pub enum Refresh {
         refresh_token: String,
     },
     /// A token rotated away long ago came back: the whole session was revoked.
-    Reused { session_id: String, user_id: String },
+    Reused {
+        session_id: String,
+        user_id: String,
+    },
     Invalid,
 }
 
 /// Exchanges a refresh token for a new one. A token rotated within `grace_ms` is still
 /// honoured (two tabs refreshing at once); an older rotated token revokes the session.
-pub fn rotate(tx: &Transaction<'_>, presented: &str, now: Millis, grace_ms: Millis) -> rusqlite::Result<Refresh> {
+pub fn rotate(
+    tx: &Transaction<'_>,
+    presented: &str,
+    now: Millis,
+    grace_ms: Millis,
+) -> rusqlite::Result<Refresh> {
     let row = tx
         .query_row(
             "SELECT rt.session_id, rt.rotated_at, s.user_id, s.revoked_at, s.expires_at, u.role, u.status
@@ -107,13 +122,19 @@ pub fn rotate(tx: &Transaction<'_>, presented: &str, now: Millis, grace_ms: Mill
         && now - rotated_at > grace_ms
     {
         revoke(tx, &session_id, "refresh_token_reuse", now)?;
-        return Ok(Refresh::Reused { session_id, user_id });
+        return Ok(Refresh::Reused {
+            session_id,
+            user_id,
+        });
     }
     tx.execute(
         "UPDATE refresh_tokens SET rotated_at = ?2 WHERE session_id = ?1 AND rotated_at IS NULL",
         params![session_id, now],
     )?;
-    tx.execute("UPDATE sessions SET last_used_at = ?2 WHERE id = ?1", params![session_id, now])?;
+    tx.execute(
+        "UPDATE sessions SET last_used_at = ?2 WHERE id = ?1",
+        params![session_id, now],
+    )?;
     let refresh_token = issue_refresh_token(tx, &session_id, now)?;
     Ok(Refresh::Rotated {
         session_id,
@@ -124,7 +145,12 @@ pub fn rotate(tx: &Transaction<'_>, presented: &str, now: Millis, grace_ms: Mill
 }
 
 /// Revokes one session; returns whether it was active.
-pub fn revoke(tx: &Transaction<'_>, session_id: &str, reason: &str, now: Millis) -> rusqlite::Result<bool> {
+pub fn revoke(
+    tx: &Transaction<'_>,
+    session_id: &str,
+    reason: &str,
+    now: Millis,
+) -> rusqlite::Result<bool> {
     let changed = tx.execute(
         "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3 WHERE id = ?1 AND revoked_at IS NULL",
         params![session_id, now, reason],
@@ -177,7 +203,12 @@ pub struct SessionView {
     pub current: bool,
 }
 
-pub fn list_active(conn: &Connection, user_id: &str, current: &str, now: Millis) -> rusqlite::Result<Vec<SessionView>> {
+pub fn list_active(
+    conn: &Connection,
+    user_id: &str,
+    current: &str,
+    now: Millis,
+) -> rusqlite::Result<Vec<SessionView>> {
     let mut stmt = conn.prepare(
         "SELECT id, created_at, last_used_at, expires_at, ip, user_agent FROM sessions
          WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2

@@ -17,6 +17,12 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Verify => {
             let settings = cli.settings()?;
+            let path = settings.database_path();
+            anyhow::ensure!(
+                path.exists(),
+                "no database at {}\nfix: pass the server's --data-dir, or run `audiostudio migrate` to create one",
+                path.display()
+            );
             let mut conn = db::open_writer(&settings.database_path(), settings.synchronous)?;
             db::migrate(&mut conn)?;
             match audit::verify(&conn)? {
@@ -25,7 +31,10 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Verification::Broken { row_id, reason } => {
-                    writeln!(std::io::stderr(), "audit log BROKEN at row {row_id}: {reason}")?;
+                    writeln!(
+                        std::io::stderr(),
+                        "audit log BROKEN at row {row_id}: {reason}"
+                    )?;
                     Ok(ExitCode::from(2))
                 }
             }

@@ -13,7 +13,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     writeln!(out, "profile = {}", rocket.profile)?;
     writeln!(out, "address = {}", rocket.address)?;
     writeln!(out, "port = {}", rocket.port)?;
-    writeln!(out, "ip_header = {}", rocket.ip_header.as_ref().map_or("(off: client IP is the peer address)", |h| h.as_str()))?;
+    writeln!(
+        out,
+        "ip_header = {}",
+        rocket
+            .ip_header
+            .as_ref()
+            .map_or("(off: client IP is the peer address)", |h| h.as_str())
+    )?;
     for (key, value) in settings.describe() {
         writeln!(out, "{key} = {value}")?;
     }

@@ -13,7 +13,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let applied_now = db::migrate(&mut conn)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "database: {}", settings.database_path().display())?;
-    writeln!(out, "applied now: {}", if applied_now.is_empty() { "nothing (up to date)".to_owned() } else { format!("{applied_now:?}") })?;
+    writeln!(
+        out,
+        "applied now: {}",
+        if applied_now.is_empty() {
+            "nothing (up to date)".to_owned()
+        } else {
+            format!("{applied_now:?}")
+        }
+    )?;
     for (version, name) in db::applied_migrations(&conn)? {
         writeln!(out, "V{version}  {name}")?;
     }

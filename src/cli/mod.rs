@@ -85,7 +85,12 @@ pub fn main() -> ExitCode {
         Some(Command::Audit(command)) => audit::run(&cli, command),
         Some(Command::Config) => config::run(&cli),
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(*shell, &mut Cli::command(), "audiostudio", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "audiostudio",
+                &mut std::io::stdout(),
+            );
             Ok(ExitCode::SUCCESS)
         }
     };
@@ -108,14 +113,24 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// readable text otherwise; RUST_LOG filters them.
 fn init_logging(serving: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = if serving { "info,rocket::launch::_=warn,rocket::server=warn,refinery_core=warn" } else { "warn" };
+    let default = if serving {
+        "info,rocket::launch::_=warn,rocket::server=warn,refinery_core=warn"
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let json = match std::env::var("AUDIOSTUDIO_LOG_FORMAT") {
         Ok(format) => format.eq_ignore_ascii_case("json"),
         Err(_) => !cfg!(debug_assertions),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 #[cfg(test)]

@@ -27,7 +27,10 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let rocket = crate::build(figment, crate::Deps::default())?;
     rocket::execute(async move {
         // Rocket stops on SIGTERM or Ctrl-C: in-flight requests finish, then workers stop.
-        rocket.launch().await.map_err(|e| anyhow::anyhow!("server failed: {e}"))
+        rocket
+            .launch()
+            .await
+            .map_err(|e| anyhow::anyhow!("server failed: {e}"))
     })?;
     tracing::info!("server stopped");
     Ok(ExitCode::SUCCESS)

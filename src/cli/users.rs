@@ -68,12 +68,21 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
         }
         Command::List => {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{:<36}  {:<32}  {:<5}  {:<8}  {:<8}  created", "id", "email", "role", "status", "verified")?;
+            writeln!(
+                out,
+                "{:<36}  {:<32}  {:<5}  {:<8}  {:<8}  created",
+                "id", "email", "role", "status", "verified"
+            )?;
             for u in users::all(&conn)? {
                 writeln!(
                     out,
                     "{:<36}  {:<32}  {:<5}  {:<8}  {:<8}  {}",
-                    u.id, u.email, u.role, u.status, if u.email_verified { "yes" } else { "no" }, u.created_at
+                    u.id,
+                    u.email,
+                    u.role,
+                    u.status,
+                    if u.email_verified { "yes" } else { "no" },
+                    u.created_at
                 )?;
             }
         }

@@ -125,7 +125,12 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let _permit = self.inner.read_permits.acquire().await.map_err(|_| closed())?;
+        let _permit = self
+            .inner
+            .read_permits
+            .acquire()
+            .await
+            .map_err(|_| closed())?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let conn = inner.readers.get().map_err(DbError::from)?;
@@ -170,9 +175,8 @@ fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
 
 /// Opens the single writer connection with every pragma set in one place.
 pub fn open_writer(path: &Path, synchronous: Synchronous) -> anyhow::Result<Connection> {
-    let conn = Connection::open(path).map_err(|e| {
-        anyhow::anyhow!("cannot open database {}: {e}", path.display())
-    })?;
+    let conn = Connection::open(path)
+        .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
         synchronous.pragma()
@@ -182,9 +186,9 @@ pub fn open_writer(path: &Path, synchronous: Synchronous) -> anyhow::Result<Conn
 
 /// Applies pending migrations, each in its own transaction; returns the versions applied now.
 pub fn migrate(conn: &mut Connection) -> anyhow::Result<Vec<i64>> {
-    let report = embedded::migrations::runner()
-        .run(conn)
-        .map_err(|e| anyhow::anyhow!("database migration failed, nothing of it was applied: {e}"))?;
+    let report = embedded::migrations::runner().run(conn).map_err(|e| {
+        anyhow::anyhow!("database migration failed, nothing of it was applied: {e}")
+    })?;
     Ok(report
         .applied_migrations()
         .iter()

@@ -26,9 +26,7 @@ pub(crate) struct LoggedUser(pub Option<String>);
 pub fn request_id<'r>(req: &'r Request<'_>) -> &'r str {
     &req.local_cache(|| {
         let given = req.headers().get_one(REQUEST_ID).filter(|id| {
-            !id.is_empty()
-                && id.len() <= 128
-                && id.bytes().all(|b| b.is_ascii_graphic())
+            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
         });
         RequestId(given.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned))
     })
@@ -59,7 +57,9 @@ impl Fairing for HttpBasics {
         res.set_header(Header::new("X-Frame-Options", "DENY"));
         res.set_header(Header::new("Referrer-Policy", "no-referrer"));
         let path = req.uri().path();
-        if !path.starts_with("/api/docs") && res.headers().get_one("Content-Security-Policy").is_none() {
+        if !path.starts_with("/api/docs")
+            && res.headers().get_one("Content-Security-Policy").is_none()
+        {
             res.set_header(Header::new(
                 "Content-Security-Policy",
                 "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -93,7 +93,8 @@ pub struct ClientInfo {
 impl ClientInfo {
     /// The key for per-IP limits; requests without a known address share one bucket.
     pub fn ip_key(&self) -> String {
-        self.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        self.ip
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
     }
 }
 

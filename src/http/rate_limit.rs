@@ -33,17 +33,19 @@ impl RateLimiter {
     }
 
     pub fn check(&self, key: &str) -> Result<(), ApiError> {
-        self.limiter.check_key(&key.to_owned()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests {
-                detail: format!("too many {} requests; try again later", self.what),
-                throttle: Throttle {
-                    retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-                    limit: self.limit,
-                    window_secs: self.window.as_secs(),
-                },
-            }
-        })
+        self.limiter
+            .check_key(&key.to_owned())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                ApiError::TooManyRequests {
+                    detail: format!("too many {} requests; try again later", self.what),
+                    throttle: Throttle {
+                        retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                        limit: self.limit,
+                        window_secs: self.window.as_secs(),
+                    },
+                }
+            })
     }
 
     fn retain_recent(&self) {

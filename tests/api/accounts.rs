@@ -9,7 +9,11 @@ use crate::helpers::*;
 async fn registering_logs_the_user_in_and_queues_a_verification_email() {
     let app = spawn_app().await;
     let reply = app
-        .post("/api/auth/register", json!({ "email": " Ada@Example.com ", "password": PASSWORD, "display_name": "Ada 🎧" }), None)
+        .post(
+            "/api/auth/register",
+            json!({ "email": " Ada@Example.com ", "password": PASSWORD, "display_name": "Ada 🎧" }),
+            None,
+        )
         .await;
     assert_eq!(reply.status, Status::Created, "{}", reply.body);
     let body = &reply.body;
@@ -28,10 +32,16 @@ async fn registering_logs_the_user_in_and_queues_a_verification_email() {
 
     let (subject, text) = app.last_email_to("ada@example.com").unwrap();
     assert_eq!(subject, "Confirm your email address");
-    assert!(text.contains("https://studio.example.com/verify-email?token="), "{text}");
+    assert!(
+        text.contains("https://studio.example.com/verify-email?token="),
+        "{text}"
+    );
     assert_eq!(app.audit_actions(), ["user.registered"]);
     // The password is stored only as an argon2id PHC string.
-    let stored: String = app.db().query_row("SELECT password_hash FROM users", [], |r| r.get(0)).unwrap();
+    let stored: String = app
+        .db()
+        .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+        .unwrap();
     assert!(stored.starts_with("$argon2id$v=19$"));
 }
 
@@ -40,7 +50,11 @@ async fn a_taken_email_is_a_conflict_whatever_its_case() {
     let app = spawn_app().await;
     app.register("ada@example.com").await;
     let reply = app
-        .post("/api/auth/register", json!({ "email": "ADA@example.com", "password": PASSWORD }), None)
+        .post(
+            "/api/auth/register",
+            json!({ "email": "ADA@example.com", "password": PASSWORD }),
+            None,
+        )
         .await;
     reply.assert_problem(409);
     assert_eq!(app.count("SELECT COUNT(*) FROM users"), 1);
@@ -51,14 +65,26 @@ async fn weak_passwords_are_refused_with_a_field_error() {
     let app = spawn_app().await;
     for password in ["short", "password123", "iloveyou", &"x".repeat(129)] {
         let reply = app
-            .post("/api/auth/register", json!({ "email": "ada@example.com", "password": password }), None)
+            .post(
+                "/api/auth/register",
+                json!({ "email": "ada@example.com", "password": password }),
+                None,
+            )
             .await;
         reply.assert_problem(422);
-        assert!(reply.body["errors"]["password"][0].is_string(), "{}", reply.body);
+        assert!(
+            reply.body["errors"]["password"][0].is_string(),
+            "{}",
+            reply.body
+        );
     }
     // Unicode counts characters, not bytes, and there are no composition rules.
     let reply = app
-        .post("/api/auth/register", json!({ "email": "ada@example.com", "password": "ééééééééé" }), None)
+        .post(
+            "/api/auth/register",
+            json!({ "email": "ada@example.com", "password": "ééééééééé" }),
+            None,
+        )
         .await;
     assert_eq!(reply.status, Status::Created, "{}", reply.body);
 }
@@ -78,7 +104,10 @@ async fn unknown_email_and_wrong_password_get_the_same_answer() {
     assert_eq!(ok.status, Status::Ok);
     assert_eq!(ok.body["user"]["email"], "ada@example.com");
     let actions = app.audit_actions();
-    assert_eq!(actions.iter().filter(|a| *a == "auth.login_failed").count(), 2);
+    assert_eq!(
+        actions.iter().filter(|a| *a == "auth.login_failed").count(),
+        2
+    );
     assert!(actions.contains(&"auth.login".to_owned()));
 }
 
@@ -89,58 +118,126 @@ async fn login_rehashes_a_password_stored_with_old_parameters() {
     // Pretend the hash was made with weaker settings than today's.
     let weak = argon2::Params::new(512, 1, 1, None).unwrap();
     let old = audiostudio::auth::password::hash_blocking(&weak, PASSWORD).unwrap();
-    app.db().execute("UPDATE users SET password_hash = ?1", [&old]).unwrap();
-    assert_eq!(app.login("ada@example.com", PASSWORD).await.status, Status::Ok);
-    let stored: String = app.db().query_row("SELECT password_hash FROM users", [], |r| r.get(0)).unwrap();
+    app.db()
+        .execute("UPDATE users SET password_hash = ?1", [&old])
+        .unwrap();
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        Status::Ok
+    );
+    let stored: String = app
+        .db()
+        .query_row("SELECT password_hash FROM users", [], |r| r.get(0))
+        .unwrap();
     assert!(stored.contains("m=1024,t=1,p=1"), "{stored}");
-    assert_eq!(app.login("ada@example.com", PASSWORD).await.status, Status::Ok);
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        Status::Ok
+    );
 }
 
 #[rocket::async_test]
 async fn refresh_rotates_and_a_reused_token_revokes_the_session() {
     let app = spawn_app().await;
     let first = app.register("ada@example.com").await;
-    let second = app.post("/api/auth/refresh", json!({ "refresh_token": refresh(&first) }), None).await;
+    let second = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": refresh(&first) }),
+            None,
+        )
+        .await;
     assert_eq!(second.status, Status::Ok, "{}", second.body);
     assert_ne!(refresh(&second.body), refresh(&first));
-    assert_eq!(app.get("/api/auth/profile", Some(access(&second.body))).await.status, Status::Ok);
+    assert_eq!(
+        app.get("/api/auth/profile", Some(access(&second.body)))
+            .await
+            .status,
+        Status::Ok
+    );
 
     // A second tab presenting the same token a moment later still gets a pair.
-    let tab = app.post("/api/auth/refresh", json!({ "refresh_token": refresh(&first) }), None).await;
+    let tab = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": refresh(&first) }),
+            None,
+        )
+        .await;
     assert_eq!(tab.status, Status::Ok, "{}", tab.body);
 
     // Long after, the rotated token is a sign of theft: the whole session ends.
     app.clock.advance_secs(60);
-    let reused = app.post("/api/auth/refresh", json!({ "refresh_token": refresh(&first) }), None).await;
+    let reused = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": refresh(&first) }),
+            None,
+        )
+        .await;
     reused.assert_problem(401);
     assert!(reused.body["detail"].as_str().unwrap().contains("revoked"));
-    let latest = app.post("/api/auth/refresh", json!({ "refresh_token": refresh(&tab.body) }), None).await;
+    let latest = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": refresh(&tab.body) }),
+            None,
+        )
+        .await;
     latest.assert_problem(401);
-    app.get("/api/auth/profile", Some(access(&tab.body))).await.assert_problem(401);
-    assert!(app.audit_actions().contains(&"auth.refresh_token_reused".to_owned()));
+    app.get("/api/auth/profile", Some(access(&tab.body)))
+        .await
+        .assert_problem(401);
+    assert!(
+        app.audit_actions()
+            .contains(&"auth.refresh_token_reused".to_owned())
+    );
     // The refresh token is stored only as a hash.
     let plain = refresh(&tab.body).to_owned();
-    assert_eq!(app.count(&format!("SELECT COUNT(*) FROM refresh_tokens WHERE token_hash = '{plain}'")), 0);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT COUNT(*) FROM refresh_tokens WHERE token_hash = '{plain}'"
+        )),
+        0
+    );
 }
 
 #[rocket::async_test]
 async fn an_unknown_refresh_token_is_refused() {
     let app = spawn_app().await;
-    app.post("/api/auth/refresh", json!({ "refresh_token": "made-up" }), None)
-        .await
-        .assert_problem(401);
+    app.post(
+        "/api/auth/refresh",
+        json!({ "refresh_token": "made-up" }),
+        None,
+    )
+    .await
+    .assert_problem(401);
 }
 
 #[rocket::async_test]
 async fn logout_stops_the_access_token_at_once() {
     let app = spawn_app().await;
     let session = app.register("ada@example.com").await;
-    let reply = app.send("POST", "/api/auth/logout", None, Some(access(&session)), None).await;
+    let reply = app
+        .send(
+            "POST",
+            "/api/auth/logout",
+            None,
+            Some(access(&session)),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, Status::NoContent);
-    app.get("/api/auth/profile", Some(access(&session))).await.assert_problem(401);
-    app.post("/api/auth/refresh", json!({ "refresh_token": refresh(&session) }), None)
+    app.get("/api/auth/profile", Some(access(&session)))
         .await
         .assert_problem(401);
+    app.post(
+        "/api/auth/refresh",
+        json!({ "refresh_token": refresh(&session) }),
+        None,
+    )
+    .await
+    .assert_problem(401);
     assert!(app.audit_actions().contains(&"auth.logout".to_owned()));
 }
 
@@ -160,20 +257,63 @@ async fn sessions_can_be_listed_and_revoked_one_by_one_or_all_at_once() {
     assert_eq!(sessions[1]["current"], false);
 
     // Someone else's session is invisible.
-    let path = format!("/api/auth/sessions/{}", other["session_id"].as_str().unwrap());
-    app.send("DELETE", &path, None, Some(access(&laptop)), None).await.assert_problem(404);
-    app.send("DELETE", "/api/auth/sessions/nope", None, Some(access(&laptop)), None).await.assert_problem(404);
+    let path = format!(
+        "/api/auth/sessions/{}",
+        other["session_id"].as_str().unwrap()
+    );
+    app.send("DELETE", &path, None, Some(access(&laptop)), None)
+        .await
+        .assert_problem(404);
+    app.send(
+        "DELETE",
+        "/api/auth/sessions/nope",
+        None,
+        Some(access(&laptop)),
+        None,
+    )
+    .await
+    .assert_problem(404);
 
-    let path = format!("/api/auth/sessions/{}", phone["session_id"].as_str().unwrap());
-    assert_eq!(app.send("DELETE", &path, None, Some(access(&laptop)), None).await.status, Status::NoContent);
-    app.get("/api/auth/profile", Some(access(&phone))).await.assert_problem(401);
-    assert_eq!(app.get("/api/auth/profile", Some(access(&laptop))).await.status, Status::Ok);
+    let path = format!(
+        "/api/auth/sessions/{}",
+        phone["session_id"].as_str().unwrap()
+    );
+    assert_eq!(
+        app.send("DELETE", &path, None, Some(access(&laptop)), None)
+            .await
+            .status,
+        Status::NoContent
+    );
+    app.get("/api/auth/profile", Some(access(&phone)))
+        .await
+        .assert_problem(401);
+    assert_eq!(
+        app.get("/api/auth/profile", Some(access(&laptop)))
+            .await
+            .status,
+        Status::Ok
+    );
 
-    let all = app.send("POST", "/api/auth/logout-all", None, Some(access(&laptop)), None).await;
+    let all = app
+        .send(
+            "POST",
+            "/api/auth/logout-all",
+            None,
+            Some(access(&laptop)),
+            None,
+        )
+        .await;
     assert_eq!(all.status, Status::Ok);
     assert_eq!(all.body["sessions_revoked"], 1);
-    app.get("/api/auth/profile", Some(access(&laptop))).await.assert_problem(401);
-    assert_eq!(app.get("/api/auth/profile", Some(access(&other))).await.status, Status::Ok);
+    app.get("/api/auth/profile", Some(access(&laptop)))
+        .await
+        .assert_problem(401);
+    assert_eq!(
+        app.get("/api/auth/profile", Some(access(&other)))
+            .await
+            .status,
+        Status::Ok
+    );
 }
 
 #[rocket::async_test]
@@ -196,7 +336,9 @@ async fn the_profile_can_be_edited_within_its_limits() {
     assert_eq!(profile["preferences"]["sample_rate"], 48000);
 
     // Absent fields stay; an empty string clears.
-    let reply = app.put("/api/auth/profile", json!({ "bio": "" }), Some(token)).await;
+    let reply = app
+        .put("/api/auth/profile", json!({ "bio": "" }), Some(token))
+        .await;
     assert_eq!(reply.body["bio"], serde_json::Value::Null);
     assert_eq!(reply.body["display_name"], "Ada Lovelace");
 
@@ -209,13 +351,20 @@ async fn the_profile_can_be_edited_within_its_limits() {
     let reply = app.put("/api/auth/profile", bad, Some(token)).await;
     reply.assert_problem(422);
     for field in ["display_name", "bio", "avatar_url", "preferences"] {
-        assert!(reply.body["errors"][field].is_array(), "{field}: {}", reply.body);
+        assert!(
+            reply.body["errors"][field].is_array(),
+            "{field}: {}",
+            reply.body
+        );
     }
     let huge = json!({ "preferences": { "blob": "z".repeat(20_000) } });
     let reply = app.put("/api/auth/profile", huge, Some(token)).await;
     reply.assert_problem(422);
     assert!(reply.body["errors"]["preferences"].is_array());
-    assert_eq!(app.get("/api/auth/profile", Some(token)).await.body["display_name"], "Ada Lovelace");
+    assert_eq!(
+        app.get("/api/auth/profile", Some(token)).await.body["display_name"],
+        "Ada Lovelace"
+    );
 }
 
 #[rocket::async_test]
@@ -224,25 +373,54 @@ async fn changing_the_password_logs_out_every_other_session() {
     let other = app.register("ada@example.com").await;
     let current = app.login("ada@example.com", PASSWORD).await.body;
     let wrong = app
-        .post("/api/auth/change-password", json!({ "current_password": "nope nope nope", "new_password": "a brand new secret" }), Some(access(&current)))
+        .post(
+            "/api/auth/change-password",
+            json!({ "current_password": "nope nope nope", "new_password": "a brand new secret" }),
+            Some(access(&current)),
+        )
         .await;
     wrong.assert_problem(422);
     assert!(wrong.body["errors"]["current_password"].is_array());
     let weak = app
-        .post("/api/auth/change-password", json!({ "current_password": PASSWORD, "new_password": "password" }), Some(access(&current)))
+        .post(
+            "/api/auth/change-password",
+            json!({ "current_password": PASSWORD, "new_password": "password" }),
+            Some(access(&current)),
+        )
         .await;
     weak.assert_problem(422);
 
     let reply = app
-        .post("/api/auth/change-password", json!({ "current_password": PASSWORD, "new_password": "a brand new secret" }), Some(access(&current)))
+        .post(
+            "/api/auth/change-password",
+            json!({ "current_password": PASSWORD, "new_password": "a brand new secret" }),
+            Some(access(&current)),
+        )
         .await;
     assert_eq!(reply.status, Status::Ok, "{}", reply.body);
     assert_eq!(reply.body["sessions_revoked"], 1);
-    app.get("/api/auth/profile", Some(access(&other))).await.assert_problem(401);
-    assert_eq!(app.get("/api/auth/profile", Some(access(&current))).await.status, Status::Ok);
-    app.login("ada@example.com", PASSWORD).await.assert_problem(401);
-    assert_eq!(app.login("ada@example.com", "a brand new secret").await.status, Status::Ok);
-    assert!(app.audit_actions().contains(&"auth.password_changed".to_owned()));
+    app.get("/api/auth/profile", Some(access(&other)))
+        .await
+        .assert_problem(401);
+    assert_eq!(
+        app.get("/api/auth/profile", Some(access(&current)))
+            .await
+            .status,
+        Status::Ok
+    );
+    app.login("ada@example.com", PASSWORD)
+        .await
+        .assert_problem(401);
+    assert_eq!(
+        app.login("ada@example.com", "a brand new secret")
+            .await
+            .status,
+        Status::Ok
+    );
+    assert!(
+        app.audit_actions()
+            .contains(&"auth.password_changed".to_owned())
+    );
 }
 
 #[rocket::async_test]
@@ -251,34 +429,74 @@ async fn password_reset_works_once_and_looks_the_same_for_unknown_emails() {
     let session = app.register("ada@example.com").await;
     let emails_before = app.count("SELECT COUNT(*) FROM email_outbox");
 
-    let unknown = app.post("/api/auth/request-password-reset", json!({ "email": "nobody@example.com" }), None).await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM email_outbox"), emails_before);
-    let known = app.post("/api/auth/request-password-reset", json!({ "email": "ada@example.com" }), None).await;
+    let unknown = app
+        .post(
+            "/api/auth/request-password-reset",
+            json!({ "email": "nobody@example.com" }),
+            None,
+        )
+        .await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM email_outbox"),
+        emails_before
+    );
+    let known = app
+        .post(
+            "/api/auth/request-password-reset",
+            json!({ "email": "ada@example.com" }),
+            None,
+        )
+        .await;
     assert_eq!(known.status, Status::Accepted);
     assert_eq!(unknown.status, known.status);
     assert_eq!(unknown.body, known.body);
-    assert_eq!(app.count("SELECT COUNT(*) FROM email_outbox"), emails_before + 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM email_outbox"),
+        emails_before + 1
+    );
 
     let (subject, _) = app.last_email_to("ada@example.com").unwrap();
     assert_eq!(subject, "Reset your password");
     let token = app.token_from_last_email("ada@example.com");
 
     // A reset token is not an access token.
-    app.get("/api/auth/profile", Some(&token)).await.assert_problem(401);
+    app.get("/api/auth/profile", Some(&token))
+        .await
+        .assert_problem(401);
 
     let reply = app
-        .post("/api/auth/reset-password", json!({ "token": token, "new_password": "a brand new secret" }), None)
+        .post(
+            "/api/auth/reset-password",
+            json!({ "token": token, "new_password": "a brand new secret" }),
+            None,
+        )
         .await;
     assert_eq!(reply.status, Status::Ok, "{}", reply.body);
-    app.get("/api/auth/profile", Some(access(&session))).await.assert_problem(401);
-    assert_eq!(app.login("ada@example.com", "a brand new secret").await.status, Status::Ok);
+    app.get("/api/auth/profile", Some(access(&session)))
+        .await
+        .assert_problem(401);
+    assert_eq!(
+        app.login("ada@example.com", "a brand new secret")
+            .await
+            .status,
+        Status::Ok
+    );
 
     let again = app
-        .post("/api/auth/reset-password", json!({ "token": token, "new_password": "yet another secret" }), None)
+        .post(
+            "/api/auth/reset-password",
+            json!({ "token": token, "new_password": "yet another secret" }),
+            None,
+        )
         .await;
     again.assert_problem(422);
     assert!(again.body["errors"]["token"].is_array());
-    assert_eq!(app.login("ada@example.com", "a brand new secret").await.status, Status::Ok);
+    assert_eq!(
+        app.login("ada@example.com", "a brand new secret")
+            .await
+            .status,
+        Status::Ok
+    );
     let actions = app.audit_actions();
     assert!(actions.contains(&"auth.password_reset_requested".to_owned()));
     assert!(actions.contains(&"auth.password_reset_completed".to_owned()));
@@ -288,13 +506,25 @@ async fn password_reset_works_once_and_looks_the_same_for_unknown_emails() {
 async fn a_reset_token_expires_after_thirty_minutes() {
     let app = spawn_app().await;
     app.register("ada@example.com").await;
-    app.post("/api/auth/request-password-reset", json!({ "email": "ada@example.com" }), None).await;
+    app.post(
+        "/api/auth/request-password-reset",
+        json!({ "email": "ada@example.com" }),
+        None,
+    )
+    .await;
     let token = app.token_from_last_email("ada@example.com");
     app.clock.advance_secs(31 * 60);
-    app.post("/api/auth/reset-password", json!({ "token": token, "new_password": "a brand new secret" }), None)
-        .await
-        .assert_problem(422);
-    assert_eq!(app.login("ada@example.com", PASSWORD).await.status, Status::Ok);
+    app.post(
+        "/api/auth/reset-password",
+        json!({ "token": token, "new_password": "a brand new secret" }),
+        None,
+    )
+    .await
+    .assert_problem(422);
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        Status::Ok
+    );
 }
 
 #[rocket::async_test]
@@ -302,26 +532,65 @@ async fn email_verification_uses_the_emailed_token_once() {
     let app = spawn_app().await;
     let session = app.register("ada@example.com").await;
     let token = app.token_from_last_email("ada@example.com");
-    app.get("/api/auth/profile", Some(&token)).await.assert_problem(401);
+    app.get("/api/auth/profile", Some(&token))
+        .await
+        .assert_problem(401);
 
     // Asking again right away is throttled.
-    let soon = app.send("POST", "/api/auth/resend-verification", None, Some(access(&session)), None).await;
+    let soon = app
+        .send(
+            "POST",
+            "/api/auth/resend-verification",
+            None,
+            Some(access(&session)),
+            None,
+        )
+        .await;
     soon.assert_problem(429);
     assert!(soon.header("retry-after").is_some());
     app.clock.advance_secs(61);
-    let resent = app.send("POST", "/api/auth/resend-verification", None, Some(access(&session)), None).await;
+    let resent = app
+        .send(
+            "POST",
+            "/api/auth/resend-verification",
+            None,
+            Some(access(&session)),
+            None,
+        )
+        .await;
     assert_eq!(resent.status, Status::Accepted);
-    assert_eq!(app.count("SELECT COUNT(*) FROM email_outbox WHERE subject = 'Confirm your email address'"), 2);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM email_outbox WHERE subject = 'Confirm your email address'"),
+        2
+    );
 
-    let reply = app.post("/api/auth/verify-email", json!({ "token": token }), None).await;
+    let reply = app
+        .post("/api/auth/verify-email", json!({ "token": token }), None)
+        .await;
     assert_eq!(reply.status, Status::Ok, "{}", reply.body);
-    assert_eq!(app.get("/api/auth/profile", Some(access(&session))).await.body["email_verified"], true);
-    app.post("/api/auth/verify-email", json!({ "token": token }), None).await.assert_problem(422);
-    app.clock.advance_secs(61);
-    app.send("POST", "/api/auth/resend-verification", None, Some(access(&session)), None)
+    assert_eq!(
+        app.get("/api/auth/profile", Some(access(&session)))
+            .await
+            .body["email_verified"],
+        true
+    );
+    app.post("/api/auth/verify-email", json!({ "token": token }), None)
         .await
-        .assert_problem(409);
-    assert!(app.audit_actions().contains(&"auth.email_verified".to_owned()));
+        .assert_problem(422);
+    app.clock.advance_secs(61);
+    app.send(
+        "POST",
+        "/api/auth/resend-verification",
+        None,
+        Some(access(&session)),
+        None,
+    )
+    .await
+    .assert_problem(409);
+    assert!(
+        app.audit_actions()
+            .contains(&"auth.email_verified".to_owned())
+    );
 }
 
 #[rocket::async_test]
@@ -333,26 +602,59 @@ async fn only_admins_list_users_page_by_page() {
         app.register(&format!("user{i}@example.com")).await;
     }
     let user = app.login("user1@example.com", PASSWORD).await.body;
-    app.get("/api/admin/users", Some(access(&user))).await.assert_problem(403);
+    app.get("/api/admin/users", Some(access(&user)))
+        .await
+        .assert_problem(403);
     app.get("/api/admin/users", None).await.assert_problem(401);
 
     let token = access(&admin);
     let first = app.get("/api/admin/users?limit=4", Some(token)).await;
     assert_eq!(first.status, Status::Ok, "{}", first.body);
-    let emails: Vec<&str> = first.body["users"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
-    assert_eq!(emails, ["user4@example.com", "user3@example.com", "user2@example.com", "user1@example.com"]);
+    let emails: Vec<&str> = first.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "user4@example.com",
+            "user3@example.com",
+            "user2@example.com",
+            "user1@example.com"
+        ]
+    );
     let cursor = first.body["next_cursor"].as_str().unwrap();
-    let second = app.get(&format!("/api/admin/users?limit=4&cursor={cursor}"), Some(token)).await;
-    let emails: Vec<&str> = second.body["users"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+    let second = app
+        .get(
+            &format!("/api/admin/users?limit=4&cursor={cursor}"),
+            Some(token),
+        )
+        .await;
+    let emails: Vec<&str> = second.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
     assert_eq!(emails, ["user0@example.com", "root@example.com"]);
     assert!(second.body["next_cursor"].is_null());
 
     let search = app.get("/api/admin/users?email=USER3", Some(token)).await;
     assert_eq!(search.body["users"].as_array().unwrap().len(), 1);
     let wildcard = app.get("/api/admin/users?email=%25", Some(token)).await;
-    assert_eq!(wildcard.body["users"].as_array().unwrap().len(), 0, "% is matched literally");
-    app.get("/api/admin/users?limit=0", Some(token)).await.assert_problem(422);
-    app.get("/api/admin/users?limit=abc", Some(token)).await.assert_problem(422);
+    assert_eq!(
+        wildcard.body["users"].as_array().unwrap().len(),
+        0,
+        "% is matched literally"
+    );
+    app.get("/api/admin/users?limit=0", Some(token))
+        .await
+        .assert_problem(422);
+    app.get("/api/admin/users?limit=abc", Some(token))
+        .await
+        .assert_problem(422);
 }
 
 #[rocket::async_test]
@@ -384,7 +686,12 @@ async fn responses_carry_request_ids_and_security_headers() {
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(reply.header("x-frame-options"), Some("DENY"));
-    assert!(reply.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert!(
+        reply
+            .header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
     assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
 
     let admin = app.get("/admin", None).await;
@@ -400,7 +707,10 @@ async fn the_openapi_document_describes_every_route() {
     let paths = doc.body["paths"].as_object().unwrap();
     for route in app.client.rocket().routes() {
         let path = route.uri.path().to_string();
-        if path.starts_with("/api/docs") || path.starts_with("/admin") || path == "/api/openapi.json" {
+        if path.starts_with("/api/docs")
+            || path.starts_with("/admin")
+            || path == "/api/openapi.json"
+        {
             continue;
         }
         let path = path.replace("<id>", "{id}");
@@ -408,9 +718,15 @@ async fn the_openapi_document_describes_every_route() {
         let op = &paths.get(&path).unwrap_or_else(|| panic!("{path} missing"))[&method];
         assert!(op.is_object(), "{method} {path} missing");
         let responses = op["responses"].as_object().unwrap();
-        assert!(responses.keys().any(|k| k.starts_with('2')), "{path}: no success response");
+        assert!(
+            responses.keys().any(|k| k.starts_with('2')),
+            "{path}: no success response"
+        );
         if path != "/health" {
-            assert!(responses.keys().any(|k| k.starts_with('4')), "{path}: no error response");
+            assert!(
+                responses.keys().any(|k| k.starts_with('4')),
+                "{path}: no error response"
+            );
         }
     }
     assert!(doc.body["components"]["schemas"]["Problem"].is_object());

@@ -42,21 +42,64 @@ async fn structurally_bad_bodies_are_refused_on_every_route_and_change_nothing()
     let before = app.snapshot();
     for (method, path, auth) in JSON_ROUTES {
         for (what, body, status) in structurally_bad_bodies() {
-            let reply = app.send(method, path, Some(&body), auth.then_some(token.as_str()), None).await;
-            assert!(reply.status.code < 500, "{what} on {path}: {}", reply.status);
+            let reply = app
+                .send(
+                    method,
+                    path,
+                    Some(&body),
+                    auth.then_some(token.as_str()),
+                    None,
+                )
+                .await;
+            assert!(
+                reply.status.code < 500,
+                "{what} on {path}: {}",
+                reply.status
+            );
             // "unknown field" may also be reported as a missing required field; both are 422.
-            assert_eq!(reply.status.code, status, "{what} on {path}: {}", reply.body);
+            assert_eq!(
+                reply.status.code, status,
+                "{what} on {path}: {}",
+                reply.body
+            );
             reply.assert_problem(status);
         }
     }
-    let nested = format!(r#"{{"preferences": {{"a": {}1{}}}}}"#, "[".repeat(300), "]".repeat(300));
-    app.send("PUT", "/api/auth/profile", Some(&nested), Some(&token), None).await.assert_problem(400);
+    let nested = format!(
+        r#"{{"preferences": {{"a": {}1{}}}}}"#,
+        "[".repeat(300),
+        "]".repeat(300)
+    );
+    app.send(
+        "PUT",
+        "/api/auth/profile",
+        Some(&nested),
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_problem(400);
     // Missing required fields.
-    for (method, path, auth) in JSON_ROUTES.iter().filter(|(_, p, _)| *p != "/api/auth/profile") {
-        let reply = app.send(method, path, Some("{}"), auth.then_some(token.as_str()), None).await;
+    for (method, path, auth) in JSON_ROUTES
+        .iter()
+        .filter(|(_, p, _)| *p != "/api/auth/profile")
+    {
+        let reply = app
+            .send(
+                method,
+                path,
+                Some("{}"),
+                auth.then_some(token.as_str()),
+                None,
+            )
+            .await;
         reply.assert_problem(422);
     }
-    assert_eq!(app.snapshot(), before, "a refused request changed the database");
+    assert_eq!(
+        app.snapshot(),
+        before,
+        "a refused request changed the database"
+    );
 }
 
 #[rocket::async_test]
@@ -81,7 +124,11 @@ async fn hostile_strings_are_refused_with_field_errors_and_stored_nowhere() {
     for body in register_cases {
         let reply = app.post("/api/auth/register", body.clone(), None).await;
         reply.assert_problem(reply.status.code);
-        assert!(matches!(reply.status.code, 409 | 422), "{body}: {}", reply.body);
+        assert!(
+            matches!(reply.status.code, 409 | 422),
+            "{body}: {}",
+            reply.body
+        );
     }
     let profile_cases = [
         json!({ "avatar_url": "javascript:alert(document.cookie)" }),
@@ -93,30 +140,73 @@ async fn hostile_strings_are_refused_with_field_errors_and_stored_nowhere() {
         json!({ "preferences": { "x": long.repeat(2) } }),
     ];
     for body in profile_cases {
-        let reply = app.put("/api/auth/profile", body.clone(), Some(&token)).await;
+        let reply = app
+            .put("/api/auth/profile", body.clone(), Some(&token))
+            .await;
         reply.assert_problem(422);
         assert!(reply.body["errors"].is_object(), "{body}: {}", reply.body);
     }
     for body in [json!({ "token": sql }), json!({ "token": long })] {
-        app.post("/api/auth/verify-email", body.clone(), None).await.assert_problem(422);
+        app.post("/api/auth/verify-email", body.clone(), None)
+            .await
+            .assert_problem(422);
         let mut reset = body.clone();
         reset["new_password"] = json!("a brand new secret");
-        app.post("/api/auth/reset-password", reset, None).await.assert_problem(422);
-        app.post("/api/auth/refresh", json!({ "refresh_token": body["token"] }), None).await.assert_problem(401);
-    }
-    app.post("/api/auth/request-password-reset", json!({ "email": sql }), None).await.assert_problem(422);
-    app.send("DELETE", &format!("/api/auth/sessions/{}", "9".repeat(5000)), None, Some(&token), None)
+        app.post("/api/auth/reset-password", reset, None)
+            .await
+            .assert_problem(422);
+        app.post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": body["token"] }),
+            None,
+        )
         .await
-        .assert_problem(404);
-    app.send("DELETE", "/api/auth/sessions/%27%20OR%201%3D1%20--", None, Some(&token), None).await.assert_problem(404);
-    assert_eq!(app.snapshot(), before, "a refused request changed the database");
+        .assert_problem(401);
+    }
+    app.post(
+        "/api/auth/request-password-reset",
+        json!({ "email": sql }),
+        None,
+    )
+    .await
+    .assert_problem(422);
+    app.send(
+        "DELETE",
+        &format!("/api/auth/sessions/{}", "9".repeat(5000)),
+        None,
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    app.send(
+        "DELETE",
+        "/api/auth/sessions/%27%20OR%201%3D1%20--",
+        None,
+        Some(&token),
+        None,
+    )
+    .await
+    .assert_problem(404);
+    assert_eq!(
+        app.snapshot(),
+        before,
+        "a refused request changed the database"
+    );
 
     // Logins with hostile input fail like any wrong login (an audit row records each attempt).
-    for (email, password) in [(sql, PASSWORD), ("ada@example.com", long.as_str()), ("ada@example.com", sql)] {
+    for (email, password) in [
+        (sql, PASSWORD),
+        ("ada@example.com", long.as_str()),
+        ("ada@example.com", sql),
+    ] {
         app.login(email, password).await.assert_problem(401);
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM users"), 1);
-    assert_eq!(app.login("ada@example.com", PASSWORD).await.status, Status::Ok);
+    assert_eq!(
+        app.login("ada@example.com", PASSWORD).await.status,
+        Status::Ok
+    );
 }
 
 #[rocket::async_test]
@@ -134,9 +224,15 @@ async fn bad_tokens_and_methods_on_authenticated_routes_are_problems() {
         ("GET", "/api/admin/users"),
     ] {
         let body = (method == "PUT" || path.ends_with("password")).then_some("{}");
-        app.send(method, path, body, Some("Bearer-ish nonsense"), None).await.assert_problem(401);
+        app.send(method, path, body, Some("Bearer-ish nonsense"), None)
+            .await
+            .assert_problem(401);
     }
     // No route for this method: a problem, not an HTML page.
-    app.send("DELETE", "/api/auth/login", None, None, None).await.assert_problem(404);
-    app.send("GET", "/api/auth/register", None, None, None).await.assert_problem(404);
+    app.send("DELETE", "/api/auth/login", None, None, None)
+        .await
+        .assert_problem(404);
+    app.send("GET", "/api/auth/register", None, None, None)
+        .await
+        .assert_problem(404);
 }

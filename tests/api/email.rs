@@ -23,7 +23,10 @@ impl Sink {
     async fn start(refuse_first: u32) -> (Sink, u16) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let sink = Sink { refuse_first: Arc::new(Mutex::new(refuse_first)), ..Sink::default() };
+        let sink = Sink {
+            refuse_first: Arc::new(Mutex::new(refuse_first)),
+            ..Sink::default()
+        };
         let server = sink.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -77,7 +80,13 @@ impl Sink {
 
     async fn wait_for(&self, subject: &str) -> String {
         for _ in 0..200 {
-            if let Some(m) = self.messages.lock().unwrap().iter().find(|m| m.contains(subject)) {
+            if let Some(m) = self
+                .messages
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|m| m.contains(subject))
+            {
                 return m.clone();
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -93,12 +102,13 @@ fn decode_quoted_printable(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -107,7 +117,13 @@ fn decode_quoted_printable(text: &str) -> String {
 }
 
 async fn app_with_smtp(port: u16) -> TestApp {
-    spawn_app_with(|f| f.merge(Serialized::global("smtp_url", format!("smtp://127.0.0.1:{port}")))).await
+    spawn_app_with(|f| {
+        f.merge(Serialized::global(
+            "smtp_url",
+            format!("smtp://127.0.0.1:{port}"),
+        ))
+    })
+    .await
 }
 
 #[rocket::async_test]
@@ -116,23 +132,50 @@ async fn the_reset_link_in_the_delivered_email_resets_the_password() {
     let app = app_with_smtp(port).await;
     app.register("ada@example.com").await;
     let verification = sink.wait_for("Subject: Confirm your email address").await;
-    assert!(verification.contains("To: ada@example.com"), "{verification}");
+    assert!(
+        verification.contains("To: ada@example.com"),
+        "{verification}"
+    );
 
-    let reply = app.post("/api/auth/request-password-reset", json!({ "email": "ada@example.com" }), None).await;
+    let reply = app
+        .post(
+            "/api/auth/request-password-reset",
+            json!({ "email": "ada@example.com" }),
+            None,
+        )
+        .await;
     assert_eq!(reply.status, Status::Accepted);
     let raw = sink.wait_for("Subject: Reset your password").await;
     assert!(raw.contains("multipart/alternative"), "{raw}");
-    assert!(raw.contains("text/plain") && raw.contains("text/html"), "{raw}");
+    assert!(
+        raw.contains("text/plain") && raw.contains("text/html"),
+        "{raw}"
+    );
     let message = decode_quoted_printable(&raw);
-    assert!(message.contains("https://studio.example.com/reset-password?token="), "{message}");
+    assert!(
+        message.contains("https://studio.example.com/reset-password?token="),
+        "{message}"
+    );
     let token = token_in(&message);
 
     let reset = app
-        .post("/api/auth/reset-password", json!({ "token": token, "new_password": "a brand new secret" }), None)
+        .post(
+            "/api/auth/reset-password",
+            json!({ "token": token, "new_password": "a brand new secret" }),
+            None,
+        )
         .await;
     assert_eq!(reset.status, Status::Ok, "{}", reset.body);
-    assert_eq!(app.login("ada@example.com", "a brand new secret").await.status, Status::Ok);
-    assert_eq!(app.count("SELECT COUNT(*) FROM email_outbox WHERE status = 'sent'"), 2);
+    assert_eq!(
+        app.login("ada@example.com", "a brand new secret")
+            .await
+            .status,
+        Status::Ok
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM email_outbox WHERE status = 'sent'"),
+        2
+    );
 }
 
 #[rocket::async_test]
@@ -149,7 +192,9 @@ async fn a_refused_delivery_is_retried_later() {
     }
     let (status, error): (String, String) = app
         .db()
-        .query_row("SELECT status, last_error FROM email_outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT status, last_error FROM email_outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!(status, "pending");
     assert!(error.contains("451"), "{error}");
@@ -160,7 +205,9 @@ async fn a_refused_delivery_is_retried_later() {
     app.app().mail_wakeup.notify_one();
     sink.wait_for("Subject: Confirm your email address").await;
     for _ in 0..200 {
-        if app.count("SELECT COUNT(*) FROM email_outbox WHERE status = 'sent' AND attempts = 2") == 1 {
+        if app.count("SELECT COUNT(*) FROM email_outbox WHERE status = 'sent' AND attempts = 2")
+            == 1
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -32,9 +32,21 @@ pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestA
         .merge(Serialized::global("argon2_iterations", 1))
         .merge(Serialized::global("rate_limit_login_per_minute", 10_000))
         .merge(Serialized::global("rate_limit_register_per_hour", 10_000))
-        .merge(Serialized::global("rate_limit_password_reset_per_hour", 10_000))
-        .merge(Serialized::global("public_base_url", "https://studio.example.com"));
-    let rocket = audiostudio::build(customize(figment), Deps { clock: clock.clone() }).unwrap();
+        .merge(Serialized::global(
+            "rate_limit_password_reset_per_hour",
+            10_000,
+        ))
+        .merge(Serialized::global(
+            "public_base_url",
+            "https://studio.example.com",
+        ));
+    let rocket = audiostudio::build(
+        customize(figment),
+        Deps {
+            clock: clock.clone(),
+        },
+    )
+    .unwrap();
     let client = Client::untracked(rocket).await.unwrap();
     TestApp { client, clock, dir }
 }
@@ -61,19 +73,36 @@ impl Reply {
             .collect();
         let text = response.into_string().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Reply { status, body, content_type, headers }
+        Reply {
+            status,
+            body,
+            content_type,
+            headers,
+        }
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Asserts this is an RFC 9457 problem with that status.
     pub fn assert_problem(&self, status: u16) -> &Self {
         assert_eq!(self.status.code, status, "body: {}", self.body);
-        assert_eq!(self.content_type.as_deref(), Some("application/problem+json"), "body: {}", self.body);
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
         assert_eq!(self.body["status"], status);
-        assert!(self.body["type"].is_string() && self.body["title"].is_string(), "{}", self.body);
+        assert!(
+            self.body["type"].is_string() && self.body["title"].is_string(),
+            "{}",
+            self.body
+        );
         self
     }
 }
@@ -92,7 +121,14 @@ impl TestApp {
         self.db().query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
-    pub async fn send(&self, method: &str, path: &str, body: Option<&str>, token: Option<&str>, ip: Option<&str>) -> Reply {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        token: Option<&str>,
+        ip: Option<&str>,
+    ) -> Reply {
         let mut request = match method {
             "GET" => self.client.get(path.to_owned()),
             "POST" => self.client.post(path.to_owned()),
@@ -101,7 +137,7 @@ impl TestApp {
             other => panic!("method {other}"),
         };
         if let Some(body) = body {
-            request = request.header(ContentType::JSON).body(body.to_owned());
+            request = request.header(ContentType::JSON).body(body);
         }
         if let Some(token) = token {
             request = request.header(Header::new("Authorization", format!("Bearer {token}")));
@@ -113,7 +149,8 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Reply {
-        self.send("POST", path, Some(&body.to_string()), token, None).await
+        self.send("POST", path, Some(&body.to_string()), token, None)
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -121,20 +158,29 @@ impl TestApp {
     }
 
     pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> Reply {
-        self.send("PUT", path, Some(&body.to_string()), token, None).await
+        self.send("PUT", path, Some(&body.to_string()), token, None)
+            .await
     }
 
     pub async fn register(&self, email: &str) -> Value {
         let reply = self
-            .post("/api/auth/register", json!({ "email": email, "password": PASSWORD }), None)
+            .post(
+                "/api/auth/register",
+                json!({ "email": email, "password": PASSWORD }),
+                None,
+            )
             .await;
         assert_eq!(reply.status, Status::Created, "{}", reply.body);
         reply.body
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
-        self.post("/api/auth/login", json!({ "email": email, "password": password }), None)
-            .await
+        self.post(
+            "/api/auth/login",
+            json!({ "email": email, "password": password }),
+            None,
+        )
+        .await
     }
 
     /// Makes a registered user an admin, as `users create --admin` would have.
@@ -163,8 +209,13 @@ impl TestApp {
 
     pub fn audit_actions(&self) -> Vec<String> {
         let db = self.db();
-        let mut stmt = db.prepare("SELECT action FROM audit_logs ORDER BY id").unwrap();
-        stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        let mut stmt = db
+            .prepare("SELECT action FROM audit_logs ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
     }
 
     /// Every row of every application table, to show that a request changed nothing.
@@ -180,15 +231,23 @@ impl TestApp {
         let mut out = String::new();
         for table in tables {
             // The outbox worker updates delivery columns on its own schedule; the messages are what count.
-            let columns = if table == "email_outbox" { "id, to_address, subject, text_body" } else { "*" };
-            let mut stmt = db.prepare(&format!("SELECT {columns} FROM {table} ORDER BY rowid")).unwrap();
+            let columns = if table == "email_outbox" {
+                "id, to_address, subject, text_body"
+            } else {
+                "*"
+            };
+            let mut stmt = db
+                .prepare(&format!("SELECT {columns} FROM {table} ORDER BY rowid"))
+                .unwrap();
             let columns = stmt.column_count();
             let mut rows = stmt.query([]).unwrap();
             out.push_str(&format!("[{table}]\n"));
             while let Some(row) = rows.next().unwrap() {
                 for i in 0..columns {
                     match row.get_ref(i).unwrap() {
-                        rusqlite::types::ValueRef::Text(t) => out.push_str(&String::from_utf8_lossy(t)),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            out.push_str(&String::from_utf8_lossy(t))
+                        }
                         other => out.push_str(&format!("{other:?}")),
                     }
                     out.push('|');

@@ -19,7 +19,12 @@ fn secret(app: &TestApp) -> Vec<u8> {
 }
 
 fn sign(app: &TestApp, alg: Algorithm, claims: &Value) -> String {
-    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(&secret(app))).unwrap()
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(&secret(app)),
+    )
+    .unwrap()
 }
 
 #[rocket::async_test]
@@ -32,9 +37,20 @@ async fn the_access_token_has_the_documented_claims() {
     assert_eq!(claims["sub"], session["user"]["id"]);
     assert_eq!(claims["sid"], session["session_id"]);
     assert_eq!(claims["role"], "user");
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
     // A token we sign ourselves with the same claims is accepted: the tests below differ in one thing only.
-    assert_eq!(app.get("/api/auth/profile", Some(&sign(&app, Algorithm::HS256, &claims))).await.status, Status::Ok);
+    assert_eq!(
+        app.get(
+            "/api/auth/profile",
+            Some(&sign(&app, Algorithm::HS256, &claims))
+        )
+        .await
+        .status,
+        Status::Ok
+    );
 }
 
 #[rocket::async_test]
@@ -52,7 +68,12 @@ async fn forged_and_foreign_tokens_are_refused() {
     let mut elevated = claims.clone();
     elevated["role"] = json!("admin");
     let parts: Vec<&str> = token.split('.').collect();
-    let swapped = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(elevated.to_string()), parts[2]);
+    let swapped = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(elevated.to_string()),
+        parts[2]
+    );
     // alg: none.
     let none = format!(
         "{}.{}.",
@@ -83,7 +104,10 @@ async fn forged_and_foreign_tokens_are_refused() {
     let basic = app
         .client
         .get("/api/auth/profile")
-        .header(rocket::http::Header::new("Authorization", format!("Basic {token}")));
+        .header(rocket::http::Header::new(
+            "Authorization",
+            format!("Basic {token}"),
+        ));
     assert_eq!(basic.dispatch().await.status(), Status::Unauthorized);
 }
 
@@ -92,13 +116,31 @@ async fn an_access_token_expires_after_fifteen_minutes() {
     let app = spawn_app().await;
     let session = app.register("ada@example.com").await;
     app.clock.advance_secs(14 * 60);
-    assert_eq!(app.get("/api/auth/profile", Some(access(&session))).await.status, Status::Ok);
+    assert_eq!(
+        app.get("/api/auth/profile", Some(access(&session)))
+            .await
+            .status,
+        Status::Ok
+    );
     app.clock.advance_secs(61);
-    app.get("/api/auth/profile", Some(access(&session))).await.assert_problem(401);
+    app.get("/api/auth/profile", Some(access(&session)))
+        .await
+        .assert_problem(401);
     // The refresh token still gets a fresh one.
-    let renewed = app.post("/api/auth/refresh", json!({ "refresh_token": refresh(&session) }), None).await;
+    let renewed = app
+        .post(
+            "/api/auth/refresh",
+            json!({ "refresh_token": refresh(&session) }),
+            None,
+        )
+        .await;
     assert_eq!(renewed.status, Status::Ok);
-    assert_eq!(app.get("/api/auth/profile", Some(access(&renewed.body))).await.status, Status::Ok);
+    assert_eq!(
+        app.get("/api/auth/profile", Some(access(&renewed.body)))
+            .await
+            .status,
+        Status::Ok
+    );
 }
 
 #[rocket::async_test]
@@ -108,7 +150,16 @@ async fn a_demoted_admin_loses_admin_access_at_once() {
     let id = session["user"]["id"].as_str().unwrap();
     app.promote(id);
     let admin = app.login("ada@example.com", PASSWORD).await.body;
-    assert_eq!(app.get("/api/admin/users", Some(access(&admin))).await.status, Status::Ok);
-    app.db().execute("UPDATE users SET role = 'user' WHERE id = ?1", [id]).unwrap();
-    app.get("/api/admin/users", Some(access(&admin))).await.assert_problem(403);
+    assert_eq!(
+        app.get("/api/admin/users", Some(access(&admin)))
+            .await
+            .status,
+        Status::Ok
+    );
+    app.db()
+        .execute("UPDATE users SET role = 'user' WHERE id = ?1", [id])
+        .unwrap();
+    app.get("/api/admin/users", Some(access(&admin)))
+        .await
+        .assert_problem(403);
 }
