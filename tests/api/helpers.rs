@@ -183,6 +183,16 @@ impl TestApp {
         .await
     }
 
+    pub async fn assert_logs_in(&self, email: &str, password: &str) {
+        let reply = self.login(email, password).await;
+        assert_eq!(
+            reply.status,
+            Status::Ok,
+            "{email} could not log in: {}",
+            reply.body
+        );
+    }
+
     /// Makes a registered user an admin, as `users create --admin` would have.
     pub fn promote(&self, user_id: &str) {
         self.db()
