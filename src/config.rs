@@ -60,6 +60,7 @@ pub struct Settings {
     pub rate_limit_register_per_hour: u32,
     pub rate_limit_password_reset_per_hour: u32,
     pub resend_verification_interval_secs: u64,
+    pub password_reset_email_interval_secs: u64,
     pub email_from: String,
     pub email_max_attempts: u32,
     pub jwt_secret: Option<SecretString>,
@@ -91,6 +92,7 @@ impl Default for Settings {
             rate_limit_register_per_hour: 20,
             rate_limit_password_reset_per_hour: 10,
             resend_verification_interval_secs: 60,
+            password_reset_email_interval_secs: 60,
             email_from: "audiostudio <no-reply@localhost>".into(),
             email_max_attempts: 8,
             jwt_secret: None,
@@ -153,6 +155,8 @@ impl Settings {
     /// Extracts and validates the settings; the error names the key and the fix.
     pub fn from_figment(figment: &Figment) -> anyhow::Result<Settings> {
         let settings: Settings = figment.extract().map_err(explain)?;
+        // Rocket's own keys (port, address, limits, ...) are checked here too, with the same messages.
+        figment.extract::<rocket::Config>().map_err(explain)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -210,10 +214,47 @@ impl Settings {
                 );
             }
         }
-        if self.access_token_ttl_secs == 0 || self.refresh_token_ttl_days == 0 {
-            bail!(
-                "invalid configuration: access_token_ttl_secs and refresh_token_ttl_days must be positive\nfix: remove them to use the defaults (900 s and 30 days)"
-            );
+        const TEN_YEARS_SECS: u64 = 10 * 366 * 24 * 3600;
+        for (key, value, max) in [
+            (
+                "access_token_ttl_secs",
+                self.access_token_ttl_secs,
+                TEN_YEARS_SECS,
+            ),
+            ("refresh_token_ttl_days", self.refresh_token_ttl_days, 3660),
+            (
+                "login_lockout_secs",
+                self.login_lockout_secs,
+                TEN_YEARS_SECS,
+            ),
+            (
+                "login_failure_window_secs",
+                self.login_failure_window_secs,
+                TEN_YEARS_SECS,
+            ),
+        ] {
+            if value == 0 || value > max {
+                bail!(
+                    "invalid configuration: {key} = {value} is out of range\nfix: use a value from 1 to {max}, or remove it to use the default"
+                );
+            }
+        }
+        for (key, value) in [
+            ("refresh_reuse_grace_secs", self.refresh_reuse_grace_secs),
+            (
+                "resend_verification_interval_secs",
+                self.resend_verification_interval_secs,
+            ),
+            (
+                "password_reset_email_interval_secs",
+                self.password_reset_email_interval_secs,
+            ),
+        ] {
+            if value > TEN_YEARS_SECS {
+                bail!(
+                    "invalid configuration: {key} = {value} is out of range\nfix: use at most {TEN_YEARS_SECS}"
+                );
+            }
         }
         self.email_from
             .parse::<lettre::message::Mailbox>()
@@ -225,9 +266,13 @@ impl Settings {
         self.data_dir.join("audiostudio.db")
     }
 
+    /// Each running hash holds `argon2_memory_kib`; the default keeps a login storm
+    /// under ~80 MiB of hash buffers whatever the core count.
     pub fn hash_concurrency(&self) -> usize {
         match self.hash_concurrency {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(4),
             n => n,
         }
     }
@@ -286,6 +331,10 @@ impl Settings {
                 "resend_verification_interval_secs",
                 self.resend_verification_interval_secs.to_string(),
             ),
+            (
+                "password_reset_email_interval_secs",
+                self.password_reset_email_interval_secs.to_string(),
+            ),
             ("email_from", self.email_from.clone()),
             ("email_max_attempts", self.email_max_attempts.to_string()),
             ("JWT_SECRET", masked(&self.jwt_secret)),
@@ -319,6 +368,9 @@ mod tests {
             err.contains("read_pool_size (ROCKET_READ_POOL_SIZE)"),
             "{err}"
         );
+        let bad_port = figment.clone().merge(Serialized::global("port", "eighty"));
+        let err = Settings::from_figment(&bad_port).unwrap_err().to_string();
+        assert!(err.contains("port (ROCKET_PORT)"), "{err}");
         let figment = figment.merge(Serialized::global("jwt_secret", "short"));
         let err = Settings::from_figment(&figment).unwrap_err().to_string();
         assert!(

@@ -47,7 +47,7 @@ fn with_link(to: &str, subject: &str, intro: &str, action: &str, link: &str, out
 /// Links point at the configured public base URL, never at the request's Host header.
 pub fn verification(base_url: &str, to: &str, token: &str) -> Email {
     let link = format!(
-        "{}/verify-email?token={token}",
+        "{}/verify-email#token={token}",
         base_url.trim_end_matches('/')
     );
     with_link(
@@ -62,7 +62,7 @@ pub fn verification(base_url: &str, to: &str, token: &str) -> Email {
 
 pub fn password_reset(base_url: &str, to: &str, token: &str) -> Email {
     let link = format!(
-        "{}/reset-password?token={token}",
+        "{}/reset-password#token={token}",
         base_url.trim_end_matches('/')
     );
     with_link(
@@ -177,6 +177,22 @@ fn due(conn: &Connection, now: Millis) -> rusqlite::Result<Vec<Queued>> {
     .collect()
 }
 
+/// How long a delivered (or abandoned) message keeps its body. Bodies carry live
+/// verification and reset links, which should not sit in the database and its backups.
+const BODY_RETENTION_MS: Millis = 3600 * 1000;
+
+async fn scrub_old_bodies(db: &Db, now: Millis) -> Result<(), DbError> {
+    db.write(move |tx| {
+        tx.execute(
+            "UPDATE email_outbox SET text_body = '', html_body = ''
+             WHERE status IN ('sent', 'failed') AND COALESCE(sent_at, next_attempt_at) < ?1 AND text_body <> ''",
+            [now - BODY_RETENTION_MS],
+        )?;
+        Ok::<_, DbError>(())
+    })
+    .await
+}
+
 /// Backoff before attempt `n + 1`: 30 s, 1 min, 2 min, ... capped at one hour.
 fn backoff_ms(attempts: u32) -> Millis {
     (30_000i64 << attempts.min(7)).min(3_600_000)
@@ -192,9 +208,16 @@ pub async fn run_outbox_worker(
     wakeup: Arc<Notify>,
     mut stop: rocket::Shutdown,
 ) {
+    let mut last_scrub: Option<std::time::Instant> = None;
     loop {
         if let Err(e) = deliver_due(&db, &mailer, &from, max_attempts, &clock).await {
             tracing::error!(error = %e, "email outbox pass failed");
+        }
+        if last_scrub.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            last_scrub = Some(std::time::Instant::now());
+            if let Err(e) = scrub_old_bodies(&db, clock.now_ms()).await {
+                tracing::error!(error = %e, "email outbox scrub failed");
+            }
         }
         tokio::select! {
             _ = wakeup.notified() => {}
@@ -267,12 +290,12 @@ mod tests {
         assert!(
             email
                 .text
-                .contains("https://audio.example.com/reset-password?token=tok")
+                .contains("https://audio.example.com/reset-password#token=tok")
         );
         assert!(
             email
                 .html
-                .contains("href=\"https://audio.example.com/reset-password?token=tok\"")
+                .contains("href=\"https://audio.example.com/reset-password#token=tok\"")
         );
     }
 }

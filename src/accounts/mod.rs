@@ -241,6 +241,10 @@ async fn register(
     Ok(Created::new("/api/auth/profile").body(Json(auth_response(app, user, session)?)))
 }
 
+fn bad_token() -> ApiError {
+    ApiError::field("token", "is invalid, already used or expired")
+}
+
 fn taken() -> ApiError {
     ApiError::Conflict("an account with this email already exists".into())
 }
@@ -250,16 +254,32 @@ fn invalid_credentials() -> ApiError {
 }
 
 fn locked(app: &App, until: Millis, now: Millis) -> ApiError {
-    let secs = u64::try_from((until - now + 999) / 1000)
-        .unwrap_or(1)
-        .max(1);
-    ApiError::TooManyRequests {
+    locked_error_builder(app)(until, now)
+}
+
+/// Builds the 429 of a locked account; owned, so it can run inside a write job.
+fn locked_error_builder(app: &App) -> impl Fn(Millis, Millis) -> ApiError + Send + 'static {
+    let (limit, window_secs) = (
+        app.settings.login_max_failures,
+        app.settings.login_failure_window_secs,
+    );
+    move |until, now| ApiError::TooManyRequests {
         detail: "too many failed logins for this account; try again later".into(),
         throttle: Throttle {
-            retry_after_secs: secs,
-            limit: app.settings.login_max_failures,
-            window_secs: app.settings.login_failure_window_secs,
+            retry_after_secs: u64::try_from(until.saturating_sub(now).saturating_add(999) / 1000)
+                .unwrap_or(1)
+                .max(1),
+            limit,
+            window_secs,
         },
+    }
+}
+
+fn lockout_policy(app: &App) -> Lockout {
+    Lockout {
+        max_failures: app.settings.login_max_failures,
+        window_ms: secs_to_ms(app.settings.login_failure_window_secs),
+        lockout_ms: secs_to_ms(app.settings.login_lockout_secs),
     }
 }
 
@@ -268,8 +288,7 @@ fn locked(app: &App, until: Millis, now: Millis) -> ApiError {
     responses(
         (status = 200, description = "Logged in", body = AuthResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The account is disabled", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong email or password, or a disabled account", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong JSON types or fields", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts, for this address or this account", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -305,8 +324,12 @@ async fn login(
     let Some(account) = account else {
         app.db
             .write(move |tx| {
+                let email: String = email_address
+                    .chars()
+                    .take(validate::MAX_EMAIL_LEN)
+                    .collect();
                 let event = Event::new("auth.login_failed")
-                    .details(json!({ "email": email_address, "reason": "unknown_email" }));
+                    .details(json!({ "email": email, "reason": "unknown_email" }));
                 Ok::<_, ApiError>(audit::record(tx, now, &actor, event)?)
             })
             .await?;
@@ -314,11 +337,7 @@ async fn login(
     };
 
     if !verified.matches {
-        let policy = Lockout {
-            max_failures: app.settings.login_max_failures,
-            window_ms: secs_to_ms(app.settings.login_failure_window_secs),
-            lockout_ms: secs_to_ms(app.settings.login_lockout_secs),
-        };
+        let policy = lockout_policy(app);
         let user_id = account.id.clone();
         app.db
             .write(move |tx| {
@@ -343,12 +362,23 @@ async fn login(
     }
 
     let ttl = refresh_ttl_ms(app);
+    let lockout_limit = locked_error_builder(app);
     let (user, session) = app
         .db
         .write(move |tx| {
+            // The hash was checked outside this transaction: if the account was locked,
+            // disabled or given a new password meanwhile, this login no longer counts.
+            let current =
+                users::credentials_by_id(tx, &account.id)?.ok_or_else(invalid_credentials)?;
+            if let Some(until) = current.locked_until.filter(|until| *until > now) {
+                return Err(lockout_limit(until, now));
+            }
+            if current.password_hash != account.password_hash || current.status != "active" {
+                return Err(invalid_credentials());
+            }
             users::clear_login_failures(tx, &account.id)?;
             if let Some(hash) = &verified.rehashed {
-                users::set_password_hash(tx, &account.id, hash, now)?;
+                users::replace_password_hash(tx, &account.id, &account.password_hash, hash, now)?;
             }
             let session = sessions::create(tx, &account.id, now, ttl, &client)?;
             audit::record(
@@ -635,17 +665,36 @@ async fn change_password(
         return Err(ApiError::field("current_password", "is incorrect"));
     }
     let user_id = user.user_id.clone();
-    let stored = app
+    let account = app
         .db
-        .read(move |c| Ok::<_, ApiError>(users::password_hash(c, &user_id)?))
+        .read(move |c| Ok::<_, ApiError>(users::credentials_by_id(c, &user_id)?))
         .await?
         .ok_or(ApiError::NotFound)?;
-    if !app
+    let now = app.clock.now_ms();
+    // Guessing the current password counts as failed logins: a stolen access token
+    // must not allow unlimited guesses.
+    if let Some(until) = account.locked_until.filter(|until| *until > now) {
+        return Err(locked(app, until, now));
+    }
+    let verified = app
         .hasher
-        .verify(secret(body.current_password), Some(stored))
-        .await?
-        .matches
-    {
+        .verify(
+            secret(body.current_password),
+            Some(account.password_hash.clone()),
+        )
+        .await?;
+    let now = app.clock.now_ms();
+    if !verified.matches {
+        let (policy, actor) = (lockout_policy(app), Actor::user(&user.user_id, &client));
+        app.db
+            .write(move |tx| {
+                let locked_until = users::record_login_failure(tx, &user.user_id, now, &policy)?;
+                let event = Event::new("auth.password_change_failed")
+                    .target("user", &user.user_id)
+                    .details(json!({ "locked": locked_until.is_some() }));
+                Ok::<_, ApiError>(audit::record(tx, now, &actor, event)?)
+            })
+            .await?;
         return Err(ApiError::field("current_password", "is incorrect"));
     }
     let new_hash = app.hasher.hash(secret(body.new_password)).await?;
@@ -653,7 +702,24 @@ async fn change_password(
     let count = app
         .db
         .write(move |tx| {
-            users::set_password_hash(tx, &user.user_id, &new_hash, now)?;
+            // Hashing happened outside the transaction: the session must still be live
+            // and the password still the one verified (a reset may have happened since).
+            if sessions::active_session_user(tx, &user.session_id, &user.user_id, now)?.is_none() {
+                return Err(ApiError::Unauthorized(
+                    "the session has ended; log in again",
+                ));
+            }
+            if !users::replace_password_hash(
+                tx,
+                &user.user_id,
+                &account.password_hash,
+                &new_hash,
+                now,
+            )? {
+                return Err(ApiError::Conflict(
+                    "the password was changed meanwhile; try again".into(),
+                ));
+            }
             let count = sessions::revoke_all(
                 tx,
                 &user.user_id,
@@ -698,27 +764,33 @@ async fn request_password_reset(
     let email_address = validate::normalize_email(&body.email);
     let now = app.clock.now_ms();
     let base_url = app.settings.public_base_url.clone();
+    let interval = secs_to_ms(app.settings.password_reset_email_interval_secs);
     let queued = app
         .db
         .write(move |tx| {
             let user_id = users::find_id_by_email(tx, &email_address)?;
-            let actor = Actor::anonymous(&client);
-            if let Some(user_id) = &user_id {
+            // One reset email per account per interval, so nobody can flood an inbox;
+            // the answer stays the same either way.
+            let recently = match &user_id {
+                Some(id) => one_time::last_issued(tx, id, Purpose::ResetPassword)?
+                    .is_some_and(|last| now.saturating_sub(last) < interval),
+                None => false,
+            };
+            let event = Event::new("auth.password_reset_requested");
+            let event = match &user_id {
+                Some(id) => event
+                    .target("user", id)
+                    .details(json!({ "throttled": recently })),
+                None => event.details(json!({ "email": email_address, "account": false })),
+            };
+            audit::record(tx, now, &Actor::anonymous(&client), event)?;
+            if let Some(user_id) = user_id.as_ref().filter(|_| !recently) {
                 let token =
                     one_time::issue(tx, user_id, Purpose::ResetPassword, now, RESET_TOKEN_TTL_MS)?;
-                email::enqueue(
-                    tx,
-                    &email::password_reset(&base_url, &email_address, &token),
-                    now,
-                )?;
-                let event = Event::new("auth.password_reset_requested").target("user", user_id);
-                audit::record(tx, now, &actor, event)?;
-            } else {
-                let event = Event::new("auth.password_reset_requested")
-                    .details(json!({ "email": email_address, "account": false }));
-                audit::record(tx, now, &actor, event)?;
+                let message = email::password_reset(&base_url, &email_address, &token);
+                email::enqueue(tx, &message, now)?;
             }
-            Ok::<_, ApiError>(user_id.is_some())
+            Ok::<_, ApiError>(user_id.is_some() && !recently)
         })
         .await?;
     if queued {
@@ -745,13 +817,24 @@ async fn reset_password(
     Checks::default()
         .check("new_password", validate::new_password(&body.new_password))
         .finish()?;
+    // Check the token before paying for a hash; it is consumed only in the write below.
+    let (token, now) = (body.token, app.clock.now_ms());
+    let probe = token.clone();
+    let usable = app
+        .db
+        .read(move |c| {
+            Ok::<_, ApiError>(one_time::is_usable(c, &probe, Purpose::ResetPassword, now)?)
+        })
+        .await?;
+    if !usable {
+        return Err(bad_token());
+    }
     let new_hash = app.hasher.hash(secret(body.new_password)).await?;
     let now = app.clock.now_ms();
-    let token = body.token;
     app.db
         .write(move |tx| {
             let user_id = one_time::consume(tx, &token, Purpose::ResetPassword, now)?
-                .ok_or_else(|| ApiError::field("token", "is invalid, already used or expired"))?;
+                .ok_or_else(bad_token)?;
             users::set_password_hash(tx, &user_id, &new_hash, now)?;
             users::clear_login_failures(tx, &user_id)?;
             // Receiving the email proves the address.
@@ -785,7 +868,7 @@ async fn verify_email(
     app.db
         .write(move |tx| {
             let user_id = one_time::consume(tx, &body.token, Purpose::VerifyEmail, now)?
-                .ok_or_else(|| ApiError::field("token", "is invalid, already used or expired"))?;
+                .ok_or_else(bad_token)?;
             users::mark_email_verified(tx, &user_id, now)?;
             let event = Event::new("auth.email_verified").target("user", &user_id);
             Ok::<_, ApiError>(audit::record(

@@ -31,7 +31,7 @@ pub fn issue(
     let (token, hash) = new_opaque_token();
     tx.execute(
         "INSERT INTO one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![hash, user_id, purpose.as_str(), now, now + ttl_ms],
+        params![hash, user_id, purpose.as_str(), now, now.saturating_add(ttl_ms)],
     )?;
     Ok(token)
 }
@@ -51,6 +51,21 @@ pub fn consume(
         |r| r.get(0),
     )
     .optional()
+}
+
+/// Whether a token would be accepted now, without using it up.
+pub fn is_usable(
+    conn: &Connection,
+    token: &str,
+    purpose: Purpose,
+    now: Millis,
+) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM one_time_tokens
+         WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3)",
+        params![token_hash(token), purpose.as_str(), now],
+        |r| r.get(0),
+    )
 }
 
 /// Makes every outstanding token of that purpose unusable (e.g. after a reset).

@@ -117,25 +117,45 @@ pub fn find_credentials(conn: &Connection, email: &str) -> rusqlite::Result<Opti
     conn.query_row(
         "SELECT id, password_hash, status, locked_until FROM users WHERE email = ?1",
         [email],
-        |r| {
-            Ok(Credentials {
-                id: r.get(0)?,
-                password_hash: r.get(1)?,
-                status: r.get(2)?,
-                locked_until: r.get(3)?,
-            })
-        },
+        credentials_from_row,
     )
     .optional()
 }
 
-pub fn password_hash(conn: &Connection, user_id: &str) -> rusqlite::Result<Option<String>> {
+pub fn credentials_by_id(
+    conn: &Connection,
+    user_id: &str,
+) -> rusqlite::Result<Option<Credentials>> {
     conn.query_row(
-        "SELECT password_hash FROM users WHERE id = ?1",
+        "SELECT id, password_hash, status, locked_until FROM users WHERE id = ?1",
         [user_id],
-        |r| r.get(0),
+        credentials_from_row,
     )
     .optional()
+}
+
+fn credentials_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credentials> {
+    Ok(Credentials {
+        id: r.get(0)?,
+        password_hash: r.get(1)?,
+        status: r.get(2)?,
+        locked_until: r.get(3)?,
+    })
+}
+
+/// Swaps the hash only if it is still the one that was verified; returns whether it did.
+pub fn replace_password_hash(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    verified: &str,
+    new_hash: &str,
+    now: Millis,
+) -> rusqlite::Result<bool> {
+    let changed = tx.execute(
+        "UPDATE users SET password_hash = ?3, updated_at = ?4 WHERE id = ?1 AND password_hash = ?2",
+        params![user_id, verified, new_hash, now],
+    )?;
+    Ok(changed == 1)
 }
 
 pub fn set_password_hash(
@@ -183,11 +203,13 @@ pub fn record_login_failure(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let (count, window_start) = match window_start {
-        Some(start) if now - start <= policy.window_ms => (count + 1, start),
+        Some(start) if now.saturating_sub(start) <= policy.window_ms => {
+            (count.saturating_add(1), start)
+        }
         _ => (1, now),
     };
     if count >= policy.max_failures {
-        let until = now + policy.lockout_ms;
+        let until = now.saturating_add(policy.lockout_ms);
         tx.execute(
             "UPDATE users SET failed_login_count = 0, failed_login_window_start = NULL, locked_until = ?2 WHERE id = ?1",
             params![user_id, until],

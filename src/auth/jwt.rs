@@ -73,7 +73,7 @@ impl JwtKeys {
             sid: session_id.to_owned(),
             role: role.to_owned(),
             iat: now_secs,
-            exp: now_secs + self.ttl_secs,
+            exp: now_secs.saturating_add(self.ttl_secs),
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),

@@ -101,15 +101,21 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let _permit = self
+        // The permit moves into the blocking job: if the request is dropped, the hash
+        // still holds its slot until it really finishes.
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?
-            .map_err(ApiError::Internal)
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(ApiError::Internal)
     }
 }
 

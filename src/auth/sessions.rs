@@ -119,7 +119,7 @@ pub fn rotate(
         return Ok(Refresh::Invalid);
     }
     if let Some(rotated_at) = rotated_at
-        && now - rotated_at > grace_ms
+        && now.saturating_sub(rotated_at) > grace_ms
     {
         revoke(tx, &session_id, "refresh_token_reuse", now)?;
         return Ok(Refresh::Reused {
@@ -127,9 +127,12 @@ pub fn rotate(
             user_id,
         });
     }
+    // Only the presented token is used up. Inside the grace window a second tab may
+    // exchange the same token again, which leaves the session with two live branches
+    // until each is used: logging a tab out at random would be worse.
     tx.execute(
-        "UPDATE refresh_tokens SET rotated_at = ?2 WHERE session_id = ?1 AND rotated_at IS NULL",
-        params![session_id, now],
+        "UPDATE refresh_tokens SET rotated_at = ?2 WHERE token_hash = ?1 AND rotated_at IS NULL",
+        params![token_hash(presented), now],
     )?;
     tx.execute(
         "UPDATE sessions SET last_used_at = ?2 WHERE id = ?1",

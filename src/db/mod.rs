@@ -165,7 +165,11 @@ where
 
 fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
     while let Some(job) = jobs.blocking_recv() {
-        job(&mut conn);
+        // A panicking job rolls back its transaction (Transaction's Drop) and fails only
+        // its own caller; the writer, and every later write, carries on.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn))).is_err() {
+            tracing::error!("a database write panicked; its transaction was rolled back");
+        }
     }
     // Fold the WAL back into the main file so a stopped server leaves one clean file.
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {

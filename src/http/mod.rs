@@ -92,9 +92,19 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     /// The key for per-IP limits; requests without a known address share one bucket.
+    /// An IPv6 client usually holds a whole /64, so that is what counts as one address.
     pub fn ip_key(&self) -> String {
-        self.ip
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        match self.ip {
+            None => "unknown".to_owned(),
+            Some(IpAddr::V4(ip)) => ip.to_string(),
+            Some(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => {
+                    let s = ip.segments();
+                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+                }
+            },
+        }
     }
 }
 

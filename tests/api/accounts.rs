@@ -33,7 +33,7 @@ async fn registering_logs_the_user_in_and_queues_a_verification_email() {
     let (subject, text) = app.last_email_to("ada@example.com").unwrap();
     assert_eq!(subject, "Confirm your email address");
     assert!(
-        text.contains("https://studio.example.com/verify-email?token="),
+        text.contains("https://studio.example.com/verify-email#token="),
         "{text}"
     );
     assert_eq!(app.audit_actions(), ["user.registered"]);
@@ -723,4 +723,87 @@ async fn the_openapi_document_describes_every_route() {
     assert!(doc.body["components"]["schemas"]["Problem"].is_object());
     let docs = app.get("/api/docs/", None).await;
     assert_eq!(docs.status, Status::Ok);
+}
+
+#[rocket::async_test]
+async fn two_tabs_refreshing_at_once_both_stay_logged_in() {
+    let app = spawn_app().await;
+    let start = app.register("ada@example.com").await;
+    let token = json!({ "refresh_token": refresh(&start) });
+    let tab_a = app.post("/api/auth/refresh", token.clone(), None).await;
+    let tab_b = app.post("/api/auth/refresh", token, None).await;
+    assert_eq!(tab_a.status, Status::Ok);
+    assert_eq!(tab_b.status, Status::Ok);
+    app.clock.advance_secs(600);
+    for tab in [&tab_a, &tab_b] {
+        let next = app
+            .post(
+                "/api/auth/refresh",
+                json!({ "refresh_token": refresh(&tab.body) }),
+                None,
+            )
+            .await;
+        assert_eq!(next.status, Status::Ok, "{}", next.body);
+        assert_eq!(
+            app.get("/api/auth/profile", Some(access(&next.body)))
+                .await
+                .status,
+            Status::Ok
+        );
+    }
+}
+
+#[rocket::async_test]
+async fn reset_emails_to_one_account_are_spaced_out_without_telling_the_caller() {
+    let app = spawn_app().await;
+    app.register("ada@example.com").await;
+    let request = || {
+        app.post(
+            "/api/auth/request-password-reset",
+            json!({ "email": "ada@example.com" }),
+            None,
+        )
+    };
+    let first = request().await;
+    let second = request().await;
+    assert_eq!((first.status, &first.body), (second.status, &second.body));
+    let resets = "SELECT COUNT(*) FROM email_outbox WHERE subject = 'Reset your password'";
+    assert_eq!(app.count(resets), 1);
+    app.clock.advance_secs(61);
+    request().await;
+    assert_eq!(app.count(resets), 2);
+}
+
+#[rocket::async_test]
+async fn guessing_the_current_password_counts_toward_the_lockout() {
+    let app = spawn_app_with(|f| {
+        f.merge(rocket::figment::providers::Serialized::global(
+            "login_max_failures",
+            2,
+        ))
+    })
+    .await;
+    let session = app.register("ada@example.com").await;
+    let guess =
+        json!({ "current_password": "a wrong guess", "new_password": "a brand new secret" });
+    for _ in 0..2 {
+        app.post(
+            "/api/auth/change-password",
+            guess.clone(),
+            Some(access(&session)),
+        )
+        .await
+        .assert_problem(422);
+    }
+    let right = json!({ "current_password": PASSWORD, "new_password": "a brand new secret" });
+    app.post("/api/auth/change-password", right, Some(access(&session)))
+        .await
+        .assert_problem(429);
+    app.login("ada@example.com", PASSWORD)
+        .await
+        .assert_problem(429);
+    assert!(
+        app.audit_actions()
+            .contains(&"auth.password_change_failed".to_owned())
+    );
 }

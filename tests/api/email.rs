@@ -153,7 +153,7 @@ async fn the_reset_link_in_the_delivered_email_resets_the_password() {
     );
     let message = decode_quoted_printable(&raw);
     assert!(
-        message.contains("https://studio.example.com/reset-password?token="),
+        message.contains("https://studio.example.com/reset-password#token="),
         "{message}"
     );
     let token = token_in(&message);

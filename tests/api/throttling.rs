@@ -212,3 +212,38 @@ async fn the_ip_comes_from_the_peer_not_from_a_spoofable_header() {
         Status::TooManyRequests
     );
 }
+
+#[rocket::async_test]
+async fn an_ipv6_client_is_limited_by_its_64_prefix() {
+    let app =
+        spawn_app_with(|f| f.merge(Serialized::global("rate_limit_login_per_minute", 1))).await;
+    let login = json!({ "email": "ada@example.com", "password": "whatever it is" }).to_string();
+    app.send(
+        "POST",
+        "/api/auth/login",
+        Some(&login),
+        None,
+        Some("2001:db8:1:2::1"),
+    )
+    .await
+    .assert_problem(401);
+    let same_prefix = app
+        .send(
+            "POST",
+            "/api/auth/login",
+            Some(&login),
+            None,
+            Some("2001:db8:1:2:ffff::9"),
+        )
+        .await;
+    assert_rate_limited(&same_prefix);
+    app.send(
+        "POST",
+        "/api/auth/login",
+        Some(&login),
+        None,
+        Some("2001:db8:1:3::1"),
+    )
+    .await
+    .assert_problem(401);
+}
