@@ -368,7 +368,8 @@ mod tests {
             err.contains("read_pool_size (ROCKET_READ_POOL_SIZE)"),
             "{err}"
         );
-        let bad_port = figment.clone().merge(Serialized::global("port", "eighty"));
+        let bad_port = super::figment(Some(Path::new("/nonexistent/Rocket.toml")))
+            .merge(Serialized::global("port", "eighty"));
         let err = Settings::from_figment(&bad_port).unwrap_err().to_string();
         assert!(err.contains("port (ROCKET_PORT)"), "{err}");
         let figment = figment.merge(Serialized::global("jwt_secret", "short"));
