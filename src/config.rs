@@ -63,6 +63,14 @@ pub struct Settings {
     pub password_reset_email_interval_secs: u64,
     pub email_from: String,
     pub email_max_attempts: u32,
+    /// The job features tokens can be spent on; anything else is refused.
+    pub token_features: Vec<String>,
+    pub hold_default_ttl_secs: u64,
+    pub hold_max_ttl_secs: u64,
+    /// Most reward tokens one user can claim per UTC day from social tasks.
+    pub social_daily_reward_cap: i64,
+    /// How often expired lots and holds are swept (a read never counts them anyway).
+    pub token_sweep_interval_secs: u64,
     pub jwt_secret: Option<SecretString>,
     pub stripe_secret_key: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
@@ -95,6 +103,21 @@ impl Default for Settings {
             password_reset_email_interval_secs: 60,
             email_from: "audiostudio <no-reply@localhost>".into(),
             email_max_attempts: 8,
+            token_features: [
+                "text_to_speech",
+                "voice_clone",
+                "music_generation",
+                "stem_separation",
+                "transcription",
+                "audio_enhancement",
+                "sound_effects",
+            ]
+            .map(String::from)
+            .to_vec(),
+            hold_default_ttl_secs: 600,
+            hold_max_ttl_secs: 24 * 3600,
+            social_daily_reward_cap: 500,
+            token_sweep_interval_secs: 30,
             jwt_secret: None,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
@@ -256,6 +279,29 @@ impl Settings {
                 );
             }
         }
+        if self.token_features.is_empty()
+            || self.token_features.iter().any(|f| {
+                f.is_empty()
+                    || f.len() > 64
+                    || !f
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+        {
+            bail!(
+                "invalid configuration: token_features must be a non-empty list of names made of a-z, 0-9 and _ (at most 64 each)\nfix: e.g. token_features = [\"text_to_speech\", \"voice_clone\"]"
+            );
+        }
+        if self.hold_default_ttl_secs == 0
+            || self.hold_default_ttl_secs > self.hold_max_ttl_secs
+            || self.hold_max_ttl_secs > TEN_YEARS_SECS
+            || self.token_sweep_interval_secs == 0
+            || self.social_daily_reward_cap < 0
+        {
+            bail!(
+                "invalid configuration: need 0 < hold_default_ttl_secs <= hold_max_ttl_secs, token_sweep_interval_secs > 0 and social_daily_reward_cap >= 0\nfix: remove them to use the defaults (600, 86400, 30, 500)"
+            );
+        }
         self.email_from
             .parse::<lettre::message::Mailbox>()
             .with_context(|| format!("invalid configuration: email_from = {:?} is not a mailbox\nfix: use a form like `audiostudio <no-reply@example.com>`", self.email_from))?;
@@ -337,6 +383,20 @@ impl Settings {
             ),
             ("email_from", self.email_from.clone()),
             ("email_max_attempts", self.email_max_attempts.to_string()),
+            ("token_features", self.token_features.join(", ")),
+            (
+                "hold_default_ttl_secs",
+                self.hold_default_ttl_secs.to_string(),
+            ),
+            ("hold_max_ttl_secs", self.hold_max_ttl_secs.to_string()),
+            (
+                "social_daily_reward_cap",
+                self.social_daily_reward_cap.to_string(),
+            ),
+            (
+                "token_sweep_interval_secs",
+                self.token_sweep_interval_secs.to_string(),
+            ),
             ("JWT_SECRET", masked(&self.jwt_secret)),
             ("STRIPE_SECRET_KEY", masked(&self.stripe_secret_key)),
             ("STRIPE_WEBHOOK_SECRET", masked(&self.stripe_webhook_secret)),

@@ -47,6 +47,9 @@ pub enum ApiError {
     /// 401: missing or invalid credentials.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 402: not enough tokens.
+    #[error("{0}")]
+    PaymentRequired(String),
     /// 403: the caller lacks the role.
     #[error("forbidden")]
     Forbidden,
@@ -87,6 +90,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::Unauthorized(_) => Status::Unauthorized,
+            ApiError::PaymentRequired(_) => Status::PaymentRequired,
             ApiError::Forbidden => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
             ApiError::Conflict(_) => Status::Conflict,
@@ -98,7 +102,7 @@ impl ApiError {
         }
     }
 
-    fn problem(&self, request_id: Option<String>) -> Problem {
+    pub fn problem(&self, request_id: Option<String>) -> Problem {
         let status = self.status();
         let (slug, detail, errors) = match self {
             ApiError::Validation(errors) => (
@@ -123,6 +127,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => ("rate-limited", Some(self.to_string()), None),
             ApiError::Unauthorized(_) => ("unauthorized", Some(self.to_string()), None),
             ApiError::Conflict(_) => ("conflict", Some(self.to_string()), None),
+            ApiError::PaymentRequired(_) => ("insufficient-tokens", Some(self.to_string()), None),
             ApiError::PayloadTooLarge => ("payload-too-large", Some(self.to_string()), None),
             ApiError::BadRequest(_) => ("bad-request", Some(self.to_string()), None),
             ApiError::Unprocessable(_) => ("unprocessable", Some(self.to_string()), None),

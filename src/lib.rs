@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod openapi;
+pub mod tokens;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,6 +104,7 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .register("/", error::catchers())
         .mount("/", rocket::routes![health::health])
         .mount("/api/auth", accounts::routes())
+        .mount("/api/tokens", tokens::routes())
         .mount("/api/admin", admin::api_routes())
         .mount("/admin", admin::ui_routes())
         .mount(
@@ -127,6 +129,12 @@ fn start_workers(rocket: &Rocket<rocket::Orbit>) {
         app.settings.email_max_attempts,
         app.clock.clone(),
         app.mail_wakeup.clone(),
+        rocket.shutdown(),
+    ));
+    tokio::spawn(tokens::run_sweeper(
+        app.db.clone(),
+        app.clock.clone(),
+        Duration::from_secs(app.settings.token_sweep_interval_secs),
         rocket.shutdown(),
     ));
     let (limits, mut stop) = (app.limits.clone(), rocket.shutdown());

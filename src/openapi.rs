@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{accounts, admin, auth, error, health};
+use crate::{accounts, admin, auth, error, health, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,6 +24,15 @@ use crate::{accounts, admin, auth, error, health};
         accounts::verify_email,
         accounts::resend_verification,
         admin::list_users,
+        tokens::get_balance,
+        tokens::list_transactions,
+        tokens::list_packs,
+        tokens::use_tokens,
+        tokens::create_hold,
+        tokens::capture_hold,
+        tokens::release_hold,
+        tokens::list_holds,
+        tokens::add_tokens,
         health::health,
     ),
     components(schemas(error::Problem, auth::sessions::SessionView)),
@@ -31,6 +40,7 @@ use crate::{accounts, admin, auth, error, health};
     tags(
         (name = "auth", description = "Accounts, sessions and profiles"),
         (name = "admin", description = "Operator endpoints; admin role required"),
+        (name = "tokens", description = "Balance, ledger, spends, holds and grants; mutating calls accept Idempotency-Key"),
         (name = "operations", description = "Health"),
     )
 )]

@@ -223,7 +223,7 @@ fn assert_healthy(server: &Server) {
     );
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"), "{health}");
-    assert_eq!(health["schema_version"], 1, "{health}");
+    assert_eq!(health["schema_version"], 2, "{health}");
     assert_eq!(health["database_reachable"], true, "{health}");
     assert!(health["uptime_seconds"].is_u64(), "{health}");
     assert!(health["email"].is_string(), "{health}");
@@ -601,7 +601,11 @@ fn the_migrate_config_completions_and_help_commands_work() {
 
     let out = cli(root.path(), &["--data-dir", d, "migrate"], None);
     assert!(out.status.success(), "{out}");
-    assert!(out.stdout.lines().any(|l| l.starts_with("V1")), "{out}");
+    assert!(
+        out.stdout.lines().any(|l| l.starts_with("V1"))
+            && out.stdout.lines().any(|l| l.starts_with("V2")),
+        "{out}"
+    );
     assert!(data.join("audiostudio.db").is_file());
     let out = cli(root.path(), &["--data-dir", d, "migrate"], None);
     assert!(out.status.success(), "{out}");

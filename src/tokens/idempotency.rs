@@ -1,0 +1,162 @@
+//! `Idempotency-Key`: the first response to a (user, key) is stored with the change it made
+//! and replayed on every retry; the same key with another request is refused.
+
+use std::io::Cursor;
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket::response::{self, Responder, Response};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::clock::Millis;
+use crate::error::{ApiError, ApiResult};
+
+const MAX_KEY_LEN: usize = 255;
+
+/// The raw `Idempotency-Key` header, validated by `key()`.
+pub struct IdempotencyHeader(Option<String>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for IdempotencyHeader {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(IdempotencyHeader(
+            req.headers().get_one("Idempotency-Key").map(str::to_owned),
+        ))
+    }
+}
+
+impl IdempotencyHeader {
+    pub fn key(self) -> ApiResult<Option<String>> {
+        match self.0 {
+            None => Ok(None),
+            Some(key)
+                if !key.is_empty()
+                    && key.len() <= MAX_KEY_LEN
+                    && key.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                Ok(Some(key))
+            }
+            Some(_) => Err(ApiError::BadRequest(format!(
+                "the Idempotency-Key header must be 1 to {MAX_KEY_LEN} visible ASCII characters"
+            ))),
+        }
+    }
+}
+
+/// Fingerprint of a request: the operation and its canonical JSON body.
+pub fn fingerprint(operation: &str, body: &impl Serialize) -> String {
+    let canonical = serde_json::to_value(body)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(operation.as_bytes());
+    h.update(b"\n");
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// A response that can be stored and replayed byte for byte.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub status: Status,
+    pub body: String,
+    pub problem: bool,
+    pub replayed: bool,
+}
+
+impl Stored {
+    pub fn json(status: Status, value: &impl Serialize) -> Stored {
+        Stored {
+            status,
+            body: serde_json::to_string(value).unwrap_or_default(),
+            problem: false,
+            replayed: false,
+        }
+    }
+
+    fn refused(error: &ApiError) -> Stored {
+        Stored {
+            status: error.status(),
+            body: serde_json::to_string(&error.problem(None)).unwrap_or_default(),
+            problem: true,
+            replayed: false,
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Stored {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let content_type = if self.problem {
+            ContentType::new("application", "problem+json")
+        } else {
+            ContentType::JSON
+        };
+        let mut response = Response::build()
+            .status(self.status)
+            .header(content_type)
+            .sized_body(self.body.len(), Cursor::new(self.body))
+            .finalize();
+        if self.replayed {
+            response.set_header(Header::new("Idempotent-Replayed", "true"));
+        }
+        Ok(response)
+    }
+}
+
+/// Runs `operation` once per (user, key). A refusal (4xx) is stored too: its partial
+/// writes are rolled back to a savepoint, the refusal is remembered, and retries get it.
+pub fn run(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    key: Option<&str>,
+    fingerprint: &str,
+    now: Millis,
+    operation: impl FnOnce(&Transaction<'_>) -> ApiResult<Stored>,
+) -> ApiResult<Stored> {
+    let Some(key) = key else {
+        return operation(tx);
+    };
+    let previous: Option<(String, i64, String)> = tx
+        .query_row(
+            "SELECT request_hash, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
+            params![user_id, key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((hash, status, body)) = previous {
+        if hash != fingerprint {
+            return Err(ApiError::Unprocessable(
+                "this Idempotency-Key was already used with a different request".into(),
+            ));
+        }
+        let status = Status::new(u16::try_from(status).unwrap_or(500));
+        let problem = status.code >= 400;
+        return Ok(Stored {
+            status,
+            body,
+            problem,
+            replayed: true,
+        });
+    }
+    tx.execute_batch("SAVEPOINT idempotent_operation")?;
+    let stored = match operation(tx) {
+        Ok(stored) => {
+            tx.execute_batch("RELEASE idempotent_operation")?;
+            stored
+        }
+        Err(error) if error.status().code < 500 => {
+            tx.execute_batch("ROLLBACK TO idempotent_operation; RELEASE idempotent_operation")?;
+            Stored::refused(&error)
+        }
+        Err(error) => return Err(error),
+    };
+    tx.execute(
+        "INSERT INTO idempotency_keys (user_id, key, request_hash, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![user_id, key, fingerprint, stored.status.code, stored.body, now],
+    )?;
+    Ok(stored)
+}
