@@ -207,7 +207,7 @@ pub fn grant(tx: &Transaction<'_>, grant: &Grant<'_>, now: Millis) -> Result<Gra
     )?;
     Ok(Granted::New {
         lot_id,
-        transaction,
+        transaction: Box::new(transaction),
     })
 }
 
