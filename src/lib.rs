@@ -105,7 +105,11 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .mount("/", rocket::routes![health::health])
         .mount("/api/auth", accounts::routes())
         .mount("/api/tokens", tokens::routes())
+        .mount("/api/tokens", tokens::social::routes())
+        .mount("/api/tokens", tokens::analytics::routes())
         .mount("/api/admin", admin::api_routes())
+        .mount("/api/admin", tokens::social::admin_routes())
+        .mount("/api/admin", tokens::analytics::admin_routes())
         .mount("/admin", admin::ui_routes())
         .mount(
             "/",

@@ -1,9 +1,12 @@
 //! The command line: one subcommand per file, each with its arguments and a `run`.
 
 mod audit;
+mod check;
 mod config;
 mod migrate;
+mod seed;
 mod serve;
+mod tokens;
 mod users;
 
 use std::io::Write;
@@ -48,6 +51,13 @@ pub enum Command {
     /// Inspect the audit log
     #[command(subcommand)]
     Audit(audit::Command),
+    /// Grant tokens and read balances
+    #[command(subcommand)]
+    Tokens(tokens::Command),
+    /// Verify the money invariants for every user; exits non-zero on any mismatch
+    Check,
+    /// Add the catalogue (plans, token packs, social tasks), and demo users with --demo
+    Seed(seed::Args),
     /// Print the effective settings, secrets masked
     Config,
     /// Print a shell completion script
@@ -72,6 +82,15 @@ impl Cli {
     }
 }
 
+/// Opens the database of the configured data dir (creating it), with migrations applied.
+pub fn open_database(cli: &Cli) -> anyhow::Result<rusqlite::Connection> {
+    let settings = cli.settings()?;
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let mut conn = crate::db::open_writer(&settings.database_path(), settings.synchronous)?;
+    crate::db::migrate(&mut conn)?;
+    Ok(conn)
+}
+
 /// Parses the command line, runs the command and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -83,6 +102,9 @@ pub fn main() -> ExitCode {
         Some(Command::Migrate) => migrate::run(&cli),
         Some(Command::Users(command)) => users::run(&cli, command),
         Some(Command::Audit(command)) => audit::run(&cli, command),
+        Some(Command::Tokens(command)) => tokens::run(&cli, command),
+        Some(Command::Check) => check::run(&cli),
+        Some(Command::Seed(args)) => seed::run(&cli, args),
         Some(Command::Config) => config::run(&cli),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(

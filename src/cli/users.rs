@@ -10,7 +10,6 @@ use super::Cli;
 use crate::accounts::{users, validate};
 use crate::audit::{self, Actor, Event};
 use crate::clock::{Clock, SystemClock};
-use crate::db;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -29,9 +28,7 @@ pub enum Command {
 
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
     let settings = cli.settings()?;
-    std::fs::create_dir_all(&settings.data_dir)?;
-    let mut conn = db::open_writer(&settings.database_path(), settings.synchronous)?;
-    db::migrate(&mut conn)?;
+    let mut conn = super::open_database(cli)?;
     match command {
         Command::Create { email, admin } => {
             validate::email(email).map_err(|m| anyhow::anyhow!("email {m}"))?;

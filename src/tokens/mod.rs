@@ -1,7 +1,9 @@
 //! The token economy over HTTP (`/api/tokens`): balance, ledger, packs, spends, holds, admin grants.
 
+pub mod analytics;
 pub mod idempotency;
 pub mod ledger;
+pub mod social;
 
 use std::time::Duration;
 

@@ -1,8 +1,11 @@
 //! In-process API tests: each test gets its own data directory, database and clock.
 
 mod accounts;
+mod analytics;
 mod bad_input;
 mod email;
 mod helpers;
+mod ledger;
+mod social;
 mod throttling;
 mod tokens;

@@ -1,0 +1,36 @@
+//! `audiostudio check`: verify the money invariants for every user.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use super::Cli;
+use crate::tokens::ledger;
+
+pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let conn = super::open_database(cli)?;
+    let (users, mismatches) = ledger::check(&conn)?;
+    if mismatches.is_empty() {
+        writeln!(
+            std::io::stdout(),
+            "ledger consistent: {users} users; balance == ledger == lots and held == open holds for each"
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut err = std::io::stderr().lock();
+    for m in &mismatches {
+        writeln!(
+            err,
+            "MISMATCH {} ({}): cached balance {}, ledger sum {}, lots remaining {}, last balance_after {:?}, cached held {}, open holds {}",
+            m.email,
+            m.user_id,
+            m.cached_balance,
+            m.ledger_sum,
+            m.lots_remaining,
+            m.last_balance_after,
+            m.cached_held,
+            m.open_holds
+        )?;
+    }
+    writeln!(err, "{} of {users} users inconsistent", mismatches.len())?;
+    Ok(ExitCode::from(2))
+}

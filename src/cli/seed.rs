@@ -1,0 +1,232 @@
+//! `audiostudio seed`: the catalogue (plans, packs, social tasks), and demo users on request. Idempotent.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use serde_json::json;
+
+use super::Cli;
+use crate::accounts::users::{self, NewUser};
+use crate::clock::{Clock, Millis, SystemClock};
+use crate::tokens::ledger::{self, Debit, Grant, Source};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Also create demo users (demo1@example.com, ...) with balances and history
+    #[arg(long)]
+    pub demo: bool,
+    /// How many demo users
+    #[arg(long, default_value_t = 10, requires = "demo", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub demo_users: u32,
+}
+
+/// (id, name, description, price in cents, monthly tokens, features)
+const PLANS: [(&str, &str, &str, i64, i64, &[&str]); 3] = [
+    (
+        "plan_free",
+        "Free",
+        "Try the studio",
+        0,
+        100,
+        &["text_to_speech", "transcription"],
+    ),
+    (
+        "plan_creator",
+        "Creator",
+        "For regular creators",
+        1200,
+        2000,
+        &[
+            "text_to_speech",
+            "transcription",
+            "voice_clone",
+            "music_generation",
+        ],
+    ),
+    (
+        "plan_studio",
+        "Studio",
+        "Everything, in volume",
+        3900,
+        10000,
+        &[
+            "text_to_speech",
+            "transcription",
+            "voice_clone",
+            "music_generation",
+            "stem_separation",
+            "audio_enhancement",
+            "sound_effects",
+        ],
+    ),
+];
+
+/// (id, name, tokens, price in cents)
+const PACKS: [(&str, &str, i64, i64); 3] = [
+    ("pack_small", "500 tokens", 500, 500),
+    ("pack_medium", "2,000 tokens", 2000, 1800),
+    ("pack_large", "10,000 tokens", 10000, 8000),
+];
+
+/// (id, platform, action, title, reward, auto-approve, reward expiry in days)
+const SOCIAL_TASKS: [(&str, &str, &str, &str, i64, bool, Option<i64>); 4] = [
+    (
+        "task_x_follow",
+        "x",
+        "follow",
+        "Follow audiostudio on X",
+        50,
+        true,
+        Some(90),
+    ),
+    (
+        "task_youtube_subscribe",
+        "youtube",
+        "subscribe",
+        "Subscribe on YouTube",
+        50,
+        true,
+        Some(90),
+    ),
+    (
+        "task_instagram_share",
+        "instagram",
+        "share",
+        "Share a track you made on Instagram",
+        150,
+        false,
+        None,
+    ),
+    (
+        "task_tiktok_video",
+        "tiktok",
+        "video",
+        "Post a TikTok made with audiostudio",
+        300,
+        false,
+        None,
+    ),
+];
+
+/// The password of every demo user.
+pub const DEMO_PASSWORD: &str = "demo password 2026";
+
+pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
+    let settings = cli.settings()?;
+    let mut conn = super::open_database(cli)?;
+    let now = SystemClock.now_ms();
+    let added = seed_catalogue(&mut conn, now)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "catalogue: {added} rows added (plans, packs, social tasks; existing rows kept)"
+    )?;
+    if args.demo {
+        let params = argon2::Params::new(
+            settings.argon2_memory_kib,
+            settings.argon2_iterations,
+            settings.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        // One hash for every demo user: they share a password and the seed stays fast.
+        let hash = crate::auth::password::hash_blocking(&params, DEMO_PASSWORD)?;
+        let bar = indicatif::ProgressBar::new(u64::from(args.demo_users));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("demo users {bar:40} {pos}/{len} {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let mut created = 0;
+        for i in 1..=args.demo_users {
+            if seed_demo_user(&mut conn, i, &hash, now)? {
+                created += 1;
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        writeln!(
+            out,
+            "demo users: {created} created, {} already there (password: {DEMO_PASSWORD:?})",
+            args.demo_users - created
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn seed_catalogue(conn: &mut Connection, now: Millis) -> anyhow::Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut added = 0;
+    for (i, (id, name, description, price, tokens, features)) in (0i64..).zip(PLANS.iter()) {
+        added += tx.execute(
+            "INSERT INTO subscription_plans (id, name, description, price_cents, monthly_tokens, features, sort_order, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT DO NOTHING",
+            params![id, name, description, price, tokens, json!(features).to_string(), i, now],
+        )?;
+    }
+    for (i, (id, name, tokens, price)) in (0i64..).zip(PACKS.iter()) {
+        added += tx.execute(
+            "INSERT INTO token_packs (id, name, tokens, price_cents, sort_order, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT DO NOTHING",
+            params![id, name, tokens, price, i, now],
+        )?;
+    }
+    for (i, (id, platform, action, title, reward, auto, expires_days)) in
+        (0i64..).zip(SOCIAL_TASKS.iter())
+    {
+        added += tx.execute(
+            "INSERT INTO social_tasks (id, platform, action, title, reward_tokens, auto_approve, reward_expires_days, sort_order, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+            params![id, platform, action, title, reward, auto, expires_days, i, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(added)
+}
+
+/// Creates demo user `i` with a grant and a few spends; false if it already exists.
+fn seed_demo_user(conn: &mut Connection, i: u32, hash: &str, now: Millis) -> anyhow::Result<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let email = format!("demo{i}@example.com");
+    let name = format!("Demo {i}");
+    let new = NewUser {
+        email: &email,
+        password_hash: hash,
+        role: "user",
+        display_name: Some(&name),
+        email_verified: true,
+    };
+    let Some(user_id) = users::insert(&tx, &new, now)? else {
+        return Ok(false);
+    };
+    let grant = Grant {
+        user_id: &user_id,
+        source: Source::Admin,
+        source_ref: &format!("seed-demo-{i}"),
+        amount: 1000,
+        expires_at: None,
+        description: Some("demo allowance"),
+    };
+    ledger::grant(&tx, &grant, now)?;
+    let features = ["text_to_speech", "music_generation", "transcription"];
+    for (n, feature) in features
+        .iter()
+        .enumerate()
+        .take(1 + (i as usize % features.len()))
+    {
+        let debit = Debit {
+            user_id: &user_id,
+            amount: 10 * (n as i64 + 1),
+            feature,
+            description: Some("demo job"),
+            metadata: None,
+        };
+        ledger::debit(&tx, &debit, now)?;
+        tx.execute(
+            "INSERT INTO usage_analytics (user_id, event, feature, tokens_used, created_at) VALUES (?1, 'tokens_spent', ?2, ?3, ?4)",
+            params![user_id, feature, debit.amount, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(true)
+}
