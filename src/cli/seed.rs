@@ -21,36 +21,44 @@ pub struct Args {
     pub demo_users: u32,
 }
 
-/// (id, name, description, price in cents, monthly tokens, features)
-const PLANS: [(&str, &str, &str, i64, i64, &[&str]); 3] = [
-    (
-        "plan_free",
-        "Free",
-        "Try the studio",
-        0,
-        100,
-        &["text_to_speech", "transcription"],
-    ),
-    (
-        "plan_creator",
-        "Creator",
-        "For regular creators",
-        1200,
-        2000,
-        &[
+struct Plan {
+    id: &'static str,
+    name: &'static str,
+    description: &'static str,
+    price_cents: i64,
+    monthly_tokens: i64,
+    features: &'static [&'static str],
+}
+
+const PLANS: [Plan; 3] = [
+    Plan {
+        id: "plan_free",
+        name: "Free",
+        description: "Try the studio",
+        price_cents: 0,
+        monthly_tokens: 100,
+        features: &["text_to_speech", "transcription"],
+    },
+    Plan {
+        id: "plan_creator",
+        name: "Creator",
+        description: "For regular creators",
+        price_cents: 1200,
+        monthly_tokens: 2000,
+        features: &[
             "text_to_speech",
             "transcription",
             "voice_clone",
             "music_generation",
         ],
-    ),
-    (
-        "plan_studio",
-        "Studio",
-        "Everything, in volume",
-        3900,
-        10000,
-        &[
+    },
+    Plan {
+        id: "plan_studio",
+        name: "Studio",
+        description: "Everything, in volume",
+        price_cents: 3900,
+        monthly_tokens: 10000,
+        features: &[
             "text_to_speech",
             "transcription",
             "voice_clone",
@@ -59,7 +67,7 @@ const PLANS: [(&str, &str, &str, i64, i64, &[&str]); 3] = [
             "audio_enhancement",
             "sound_effects",
         ],
-    ),
+    },
 ];
 
 /// (id, name, tokens, price in cents)
@@ -69,44 +77,53 @@ const PACKS: [(&str, &str, i64, i64); 3] = [
     ("pack_large", "10,000 tokens", 10000, 8000),
 ];
 
-/// (id, platform, action, title, reward, auto-approve, reward expiry in days)
-const SOCIAL_TASKS: [(&str, &str, &str, &str, i64, bool, Option<i64>); 4] = [
-    (
-        "task_x_follow",
-        "x",
-        "follow",
-        "Follow audiostudio on X",
-        50,
-        true,
-        Some(90),
-    ),
-    (
-        "task_youtube_subscribe",
-        "youtube",
-        "subscribe",
-        "Subscribe on YouTube",
-        50,
-        true,
-        Some(90),
-    ),
-    (
-        "task_instagram_share",
-        "instagram",
-        "share",
-        "Share a track you made on Instagram",
-        150,
-        false,
-        None,
-    ),
-    (
-        "task_tiktok_video",
-        "tiktok",
-        "video",
-        "Post a TikTok made with audiostudio",
-        300,
-        false,
-        None,
-    ),
+struct Task {
+    id: &'static str,
+    platform: &'static str,
+    action: &'static str,
+    title: &'static str,
+    reward: i64,
+    auto_approve: bool,
+    reward_expires_days: Option<i64>,
+}
+
+const SOCIAL_TASKS: [Task; 4] = [
+    Task {
+        id: "task_x_follow",
+        platform: "x",
+        action: "follow",
+        title: "Follow audiostudio on X",
+        reward: 50,
+        auto_approve: true,
+        reward_expires_days: Some(90),
+    },
+    Task {
+        id: "task_youtube_subscribe",
+        platform: "youtube",
+        action: "subscribe",
+        title: "Subscribe on YouTube",
+        reward: 50,
+        auto_approve: true,
+        reward_expires_days: Some(90),
+    },
+    Task {
+        id: "task_instagram_share",
+        platform: "instagram",
+        action: "share",
+        title: "Share a track you made on Instagram",
+        reward: 150,
+        auto_approve: false,
+        reward_expires_days: None,
+    },
+    Task {
+        id: "task_tiktok_video",
+        platform: "tiktok",
+        action: "video",
+        title: "Post a TikTok made with audiostudio",
+        reward: 300,
+        auto_approve: false,
+        reward_expires_days: None,
+    },
 ];
 
 /// The password of every demo user.
@@ -157,7 +174,18 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
 fn seed_catalogue(conn: &mut Connection, now: Millis) -> anyhow::Result<usize> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut added = 0;
-    for (i, (id, name, description, price, tokens, features)) in (0i64..).zip(PLANS.iter()) {
+    for (
+        i,
+        Plan {
+            id,
+            name,
+            description,
+            price_cents: price,
+            monthly_tokens: tokens,
+            features,
+        },
+    ) in (0i64..).zip(PLANS.iter())
+    {
         added += tx.execute(
             "INSERT INTO subscription_plans (id, name, description, price_cents, monthly_tokens, features, sort_order, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT DO NOTHING",
