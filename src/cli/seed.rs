@@ -199,9 +199,16 @@ fn seed_catalogue(conn: &mut Connection, now: Millis) -> anyhow::Result<usize> {
             params![id, name, tokens, price, i, now],
         )?;
     }
-    for (i, (id, platform, action, title, reward, auto, expires_days)) in
-        (0i64..).zip(SOCIAL_TASKS.iter())
-    {
+    for (i, task) in (0i64..).zip(SOCIAL_TASKS.iter()) {
+        let Task {
+            id,
+            platform,
+            action,
+            title,
+            reward,
+            auto_approve: auto,
+            reward_expires_days: expires_days,
+        } = task;
         added += tx.execute(
             "INSERT INTO social_tasks (id, platform, action, title, reward_tokens, auto_approve, reward_expires_days, sort_order, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
