@@ -108,6 +108,11 @@ impl Reply {
 }
 
 impl TestApp {
+    pub fn clock_now(&self) -> i64 {
+        use audiostudio::clock::Clock as _;
+        self.clock.now_ms()
+    }
+
     pub fn app(&self) -> &App {
         self.client.rocket().state::<App>().unwrap()
     }
