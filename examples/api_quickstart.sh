@@ -29,6 +29,13 @@ ACCESS=$(echo "$PAIR" | json "['access_token']")
 
 echo "== sessions"; curl -fsS "$BASE/api/auth/sessions" -H "authorization: Bearer $ACCESS"; echo
 
+echo "== token balance (grant some with: audiostudio tokens grant $EMAIL 100 --reason demo)"
+curl -fsS "$BASE/api/tokens/balance" -H "authorization: Bearer $ACCESS"; echo
+
+echo "== spending without tokens is a 402 problem; the Idempotency-Key makes a retry safe"
+curl -sS -X POST "$BASE/api/tokens/use" -H "authorization: Bearer $ACCESS" -H 'content-type: application/json' \
+  -H "idempotency-key: quickstart-$(date +%s)" -d '{"amount":5,"feature":"text_to_speech"}'; echo
+
 echo "== a wrong password is a problem document"
 curl -sS -X POST "$BASE/api/auth/login" -H 'content-type: application/json' \
   -d "{\"email\":\"$EMAIL\",\"password\":\"not it at all\"}"; echo
