@@ -1,9 +1,11 @@
 //! The database handle: one writer connection owned by a dedicated thread, plus a small read-only pool.
 //!
-//! Every write runs as a closure inside an IMMEDIATE transaction on the writer thread,
-//! so the async executor never blocks on SQLite and writes never see SQLITE_BUSY from
-//! inside the process. Jobs arrive over a channel; a later change can batch several
-//! jobs into one group commit (each in a savepoint) without touching any caller.
+//! Every write runs as a closure on the writer thread, so the async executor never
+//! blocks on SQLite and writes never see SQLITE_BUSY from inside the process. Jobs
+//! arrive over a channel; the jobs already waiting when the writer gets to them share
+//! one IMMEDIATE transaction (a group commit), each inside its own savepoint, so a job
+//! that fails rolls back alone and one fsync serves many requests. A caller hears back
+//! only after the commit that made its change durable.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,7 +33,13 @@ pub enum DbError {
     Migration(#[from] refinery::Error),
 }
 
-type WriteJob = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A write job: runs in its savepoint, says whether to keep its changes, and leaves a
+/// `Reply` to deliver once the batch's commit has succeeded or failed.
+type WriteJob = Box<dyn FnOnce(&Transaction<'_>) -> (bool, Reply) + Send>;
+type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
+
+/// Most jobs in one group commit; bounds how long the first of them waits.
+const MAX_BATCH: usize = 256;
 
 /// A cheap, cloneable handle to the database.
 #[derive(Clone)]
@@ -109,9 +117,16 @@ impl Db {
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: WriteJob = Box::new(move |conn: &mut Connection| {
-            let result = run_in_transaction(conn, f);
-            let _ = reply.send(result);
+        let job: WriteJob = Box::new(move |tx: &Transaction<'_>| {
+            let result = f(tx);
+            let keep = result.is_ok();
+            let deliver: Reply = Box::new(move |commit: Result<(), DbError>| {
+                let _ = reply.send(match commit {
+                    Err(e) if keep => Err(E::from(e)),
+                    _ => result,
+                });
+            });
+            (keep, deliver)
         });
         let sender = self.inner.writer.as_ref().ok_or_else(closed)?;
         sender.send(job).await.map_err(|_| closed())?;
@@ -150,30 +165,65 @@ fn closed() -> DbError {
     DbError::Unavailable("the database is shutting down".into())
 }
 
-fn run_in_transaction<T, E, F>(conn: &mut Connection, f: F) -> Result<T, E>
-where
-    E: From<DbError>,
-    F: FnOnce(&Transaction<'_>) -> Result<T, E>,
-{
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(DbError::from)?;
-    let value = f(&tx)?;
-    tx.commit().map_err(DbError::from)?;
-    Ok(value)
-}
-
 fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
-    while let Some(job) = jobs.blocking_recv() {
-        // A panicking job rolls back its transaction (Transaction's Drop) and fails only
-        // its own caller; the writer, and every later write, carries on.
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn))).is_err() {
-            tracing::error!("a database write panicked; its transaction was rolled back");
+    while let Some(first) = jobs.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
         }
+        commit_batch(&mut conn, batch);
     }
     // Fold the WAL back into the main file so a stopped server leaves one clean file.
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
         tracing::warn!(error = %e, "checkpoint at shutdown failed");
+    }
+}
+
+/// Runs a batch of jobs in one transaction, each in a savepoint, then commits once.
+fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            // Dropping the jobs drops their reply channels: callers see the database as unavailable.
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            return;
+        }
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        if let Err(e) = tx.execute_batch("SAVEPOINT job") {
+            tracing::error!(error = %e, "cannot open a savepoint");
+            continue;
+        }
+        // A panicking job loses its savepoint and fails only its own caller.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx)));
+        let keep = matches!(outcome, Ok((true, _)));
+        let end = if keep {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = tx.execute_batch(end) {
+            tracing::error!(error = %e, "cannot close a savepoint");
+        }
+        match outcome {
+            Ok((_, reply)) => replies.push(reply),
+            Err(_) => tracing::error!("a database write panicked; its changes were rolled back"),
+        }
+    }
+    let committed = tx.commit().map_err(|e| e.to_string());
+    if let Err(e) = &committed {
+        tracing::error!(error = %e, "a group commit failed; every write in it was lost");
+    }
+    for reply in replies {
+        reply(
+            committed.clone().map_err(|e| {
+                DbError::Unavailable(format!("the write could not be committed: {e}"))
+            }),
+        );
     }
 }
 
@@ -214,4 +264,62 @@ pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
         [],
         |r| r.get(0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_panicking_write_in_a_group_commit_rolls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Settings::default()
+        };
+        let db = Db::open(&settings).unwrap();
+        let mut writes = Vec::new();
+        for i in 0..60i64 {
+            let db = db.clone();
+            writes.push(tokio::spawn(async move {
+                db.write(move |tx| {
+                    tx.execute(
+                        "INSERT INTO settings (key, value, updated_at) VALUES (?1, 'v', 0)",
+                        [format!("k{i}")],
+                    )?;
+                    match i % 3 {
+                        0 => Ok(i),
+                        1 => Err(DbError::Unavailable(format!("job {i} refuses"))),
+                        _ if i == 5 => panic!("job {i} panics"),
+                        _ => Ok(i),
+                    }
+                })
+                .await
+            }));
+        }
+        let mut kept = 0;
+        for (i, write) in writes.into_iter().enumerate() {
+            let result = write.await.unwrap();
+            assert_eq!(result.is_ok(), i % 3 != 1 && i != 5, "job {i}: {result:?}");
+            kept += usize::from(result.is_ok());
+        }
+        let stored: i64 = db
+            .read(|c| {
+                Ok::<_, DbError>(c.query_row("SELECT COUNT(*) FROM settings", [], |r| r.get(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, kept as i64);
+        let five: i64 = db
+            .read(|c| {
+                Ok::<_, DbError>(c.query_row(
+                    "SELECT COUNT(*) FROM settings WHERE key IN ('k1', 'k5')",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(five, 0);
+    }
 }
