@@ -3,8 +3,14 @@
 --   users.token_balance == SUM(token_transactions.amount)
 --                       == SUM(token_lots.remaining)
 --   users.held_tokens   == SUM(token_holds.amount) over open holds
+--   users.lifetime_earned / lifetime_spent == the ledger's grants / spends (below)
 
 ALTER TABLE users ADD COLUMN held_tokens INTEGER NOT NULL DEFAULT 0 CHECK (held_tokens >= 0);
+-- Running totals, so a balance read costs the same however long the history:
+--   lifetime_earned == SUM(amount) of grant rows
+--   lifetime_spent  == -SUM(amount) of spend rows + SUM(captured) of captured holds
+ALTER TABLE users ADD COLUMN lifetime_earned INTEGER NOT NULL DEFAULT 0 CHECK (lifetime_earned >= 0);
+ALTER TABLE users ADD COLUMN lifetime_spent INTEGER NOT NULL DEFAULT 0 CHECK (lifetime_spent >= 0);
 
 -- Every token that enters arrives as a lot; one source reference mints at most one lot.
 CREATE TABLE token_lots (

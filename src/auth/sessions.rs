@@ -183,13 +183,13 @@ pub fn active_session_user(
     user_id: &str,
     now: Millis,
 ) -> rusqlite::Result<Option<String>> {
-    conn.query_row(
+    // Every authenticated request runs this: the statement stays prepared per connection.
+    conn.prepare_cached(
         "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL AND s.expires_at > ?3
            AND u.status = 'active'",
-        params![session_id, user_id, now],
-        |r| r.get(0),
-    )
+    )?
+    .query_row(params![session_id, user_id, now], |r| r.get(0))
     .optional()
 }
 

@@ -20,7 +20,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     for m in &mismatches {
         writeln!(
             err,
-            "MISMATCH {} ({}): cached balance {}, ledger sum {}, lots remaining {}, last balance_after {:?}, cached held {}, open holds {}",
+            "MISMATCH {} ({}): cached balance {}, ledger sum {}, lots remaining {}, last balance_after {:?}, cached held {}, open holds {}, lifetime earned {} (ledger {}), lifetime spent {} (ledger {})",
             m.email,
             m.user_id,
             m.cached_balance,
@@ -28,7 +28,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             m.lots_remaining,
             m.last_balance_after,
             m.cached_held,
-            m.open_holds
+            m.open_holds,
+            m.cached_earned,
+            m.ledger_earned,
+            m.cached_spent,
+            m.ledger_spent
         )?;
     }
     writeln!(err, "{} of {users} users inconsistent", mismatches.len())?;

@@ -193,7 +193,8 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
         }
     };
     let mut replies = Vec::with_capacity(batch.len());
-    for job in batch {
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
         if let Err(e) = tx.execute_batch("SAVEPOINT job") {
             tracing::error!(error = %e, "cannot open a savepoint");
             continue;
@@ -212,6 +213,18 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
         match outcome {
             Ok((_, reply)) => replies.push(reply),
             Err(_) => tracing::error!("a database write panicked; its changes were rolled back"),
+        }
+        // Some errors (I/O, disk full) make SQLite abandon the whole transaction. What
+        // ran so far is lost: say so, and leave the rest of the batch unrun (dropping a
+        // job tells its caller the database is unavailable) rather than autocommit it.
+        if tx.is_autocommit() {
+            tracing::error!("SQLite rolled back a group commit; its writes are refused");
+            for reply in replies {
+                reply(Err(DbError::Unavailable(
+                    "the write was rolled back by the database".into(),
+                )));
+            }
+            return;
         }
     }
     let committed = tx.commit().map_err(|e| e.to_string());

@@ -124,13 +124,13 @@ fn append(
     let metadata = entry
         .metadata
         .map_or_else(|| "{}".to_owned(), Value::to_string);
-    let row = tx.query_row(
-        &format!(
-            "INSERT INTO token_transactions
-                (user_id, kind, amount, balance_after, source, reference, description, feature, hold_id, lots, metadata, created_at)
-             VALUES (?1, ?2, ?3, (SELECT token_balance FROM users WHERE id = ?1), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             RETURNING {TRANSACTION_COLUMNS}"
-        ),
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO token_transactions
+            (user_id, kind, amount, balance_after, source, reference, description, feature, hold_id, lots, metadata, created_at)
+         VALUES (?1, ?2, ?3, (SELECT token_balance FROM users WHERE id = ?1), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         RETURNING id, kind, amount, balance_after, source, reference, description, feature, hold_id, lots, metadata, created_at",
+    )?;
+    let row = insert.query_row(
         params![
             user_id,
             entry.kind,
@@ -188,7 +188,7 @@ pub fn grant(tx: &Transaction<'_>, grant: &Grant<'_>, now: Millis) -> Result<Gra
         return Ok(Granted::AlreadyGranted { lot_id: existing });
     };
     tx.execute(
-        "UPDATE users SET token_balance = token_balance + ?2 WHERE id = ?1",
+        "UPDATE users SET token_balance = token_balance + ?2, lifetime_earned = lifetime_earned + ?2 WHERE id = ?1",
         params![grant.user_id, grant.amount],
     )?;
     let transaction = append(
@@ -228,6 +228,8 @@ pub fn debit(
 ) -> Result<TransactionView, LedgerError> {
     expire_due(tx, Some(debit.user_id), now)?;
     take_from_balance(tx, debit.user_id, debit.amount, 0)?;
+    tx.prepare_cached("UPDATE users SET lifetime_spent = lifetime_spent + ?2 WHERE id = ?1")?
+        .execute(params![debit.user_id, debit.amount])?;
     let lots = draw_lots(tx, debit.user_id, debit.amount, now)?;
     append(
         tx,
@@ -252,11 +254,12 @@ fn take_from_balance(
     amount: i64,
     to_held: i64,
 ) -> Result<(), LedgerError> {
-    let changed = tx.execute(
-        "UPDATE users SET token_balance = token_balance - ?2, held_tokens = held_tokens + ?3
-         WHERE id = ?1 AND token_balance >= ?2",
-        params![user_id, amount, to_held],
-    )?;
+    let changed = tx
+        .prepare_cached(
+            "UPDATE users SET token_balance = token_balance - ?2, held_tokens = held_tokens + ?3
+             WHERE id = ?1 AND token_balance >= ?2",
+        )?
+        .execute(params![user_id, amount, to_held])?;
     if changed == 1 {
         return Ok(());
     }
@@ -539,6 +542,10 @@ pub fn capture_hold(
         });
     }
     settle(tx, user_id, &hold, "captured", Some(amount), now)?;
+    tx.execute(
+        "UPDATE users SET lifetime_spent = lifetime_spent + ?2 WHERE id = ?1",
+        params![user_id, amount],
+    )?;
     return_from_hold(tx, user_id, &hold, hold.view.amount - amount, now)?;
     find_hold(tx, user_id, hold_id)?.ok_or(LedgerError::HoldNotFound)
 }
@@ -625,51 +632,37 @@ pub struct BalanceView {
     pub lifetime_spent: i64,
 }
 
-/// The balance as of `now`: lots past their expiry never count, even before the worker runs.
+/// The balance as of `now`: lots past their expiry never count, even before the worker
+/// runs. Its cost does not grow with the history: totals are kept on the user's row.
 pub fn balance(conn: &Connection, user_id: &str, now: Millis) -> rusqlite::Result<BalanceView> {
-    let (cached, held): (i64, i64) = conn.query_row(
-        "SELECT token_balance, held_tokens FROM users WHERE id = ?1",
-        [user_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let overdue: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(remaining), 0) FROM token_lots
-         WHERE user_id = ?1 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?2",
-        params![user_id, now],
-        |r| r.get(0),
-    )?;
-    let expiring = {
-        let mut stmt = conn.prepare_cached(
+    let (cached, held, overdue, earned, spent): (i64, i64, i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT token_balance, held_tokens,
+                    (SELECT COALESCE(SUM(remaining), 0) FROM token_lots
+                     WHERE user_id = ?1 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?2),
+                    lifetime_earned, lifetime_spent
+             FROM users WHERE id = ?1",
+        )?
+        .query_row(params![user_id, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+    let expiring = conn
+        .prepare_cached(
             "SELECT SUM(remaining), expires_at FROM token_lots
              WHERE user_id = ?1 AND remaining > 0 AND expires_at > ?2
              GROUP BY expires_at ORDER BY expires_at LIMIT 50",
-        )?;
-        stmt.query_map(params![user_id, now], |r| {
+        )?
+        .query_map(params![user_id, now], |r| {
             Ok(Expiring {
                 amount: r.get(0)?,
                 expires_at: rfc3339(r.get(1)?),
             })
         })?
-        .collect::<rusqlite::Result<_>>()?
-    };
-    let (earned, spent): (i64, i64) = conn.query_row(
-        "SELECT COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount END), 0),
-                COALESCE(-SUM(CASE WHEN kind = 'spend' THEN amount END), 0)
-         FROM token_transactions WHERE user_id = ?1",
-        [user_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let captured: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(captured), 0) FROM token_holds WHERE user_id = ?1 AND status = 'captured'",
-        [user_id],
-        |r| r.get(0),
-    )?;
+        .collect::<rusqlite::Result<_>>()?;
     Ok(BalanceView {
         balance: cached - overdue,
         held,
         expiring,
         lifetime_earned: earned,
-        lifetime_spent: spent + captured,
+        lifetime_spent: spent,
     })
 }
 
@@ -704,6 +697,10 @@ pub struct Mismatch {
     pub cached_held: i64,
     pub open_holds: i64,
     pub last_balance_after: Option<i64>,
+    pub cached_earned: i64,
+    pub ledger_earned: i64,
+    pub cached_spent: i64,
+    pub ledger_spent: i64,
 }
 
 /// Verifies the money invariants for every user.
@@ -714,7 +711,12 @@ pub fn check(conn: &Connection) -> rusqlite::Result<(u64, Vec<Mismatch>)> {
                 (SELECT COALESCE(SUM(remaining), 0) FROM token_lots l WHERE l.user_id = u.id),
                 u.held_tokens,
                 (SELECT COALESCE(SUM(amount), 0) FROM token_holds h WHERE h.user_id = u.id AND h.status = 'open'),
-                (SELECT balance_after FROM token_transactions t WHERE t.user_id = u.id ORDER BY id DESC LIMIT 1)
+                (SELECT balance_after FROM token_transactions t WHERE t.user_id = u.id ORDER BY id DESC LIMIT 1),
+                u.lifetime_earned,
+                (SELECT COALESCE(SUM(amount), 0) FROM token_transactions t WHERE t.user_id = u.id AND t.kind = 'grant'),
+                u.lifetime_spent,
+                (SELECT COALESCE(-SUM(amount), 0) FROM token_transactions t WHERE t.user_id = u.id AND t.kind = 'spend')
+                  + (SELECT COALESCE(SUM(captured), 0) FROM token_holds h WHERE h.user_id = u.id AND h.status = 'captured')
          FROM users u ORDER BY u.id",
     )?;
     let mut users = 0;
@@ -731,11 +733,17 @@ pub fn check(conn: &Connection) -> rusqlite::Result<(u64, Vec<Mismatch>)> {
             cached_held: r.get(5)?,
             open_holds: r.get(6)?,
             last_balance_after: r.get(7)?,
+            cached_earned: r.get(8)?,
+            ledger_earned: r.get(9)?,
+            cached_spent: r.get(10)?,
+            ledger_spent: r.get(11)?,
         };
         let consistent = m.cached_balance == m.ledger_sum
             && m.ledger_sum == m.lots_remaining
             && m.cached_held == m.open_holds
-            && m.last_balance_after.unwrap_or(0) == m.cached_balance;
+            && m.last_balance_after.unwrap_or(0) == m.cached_balance
+            && m.cached_earned == m.ledger_earned
+            && m.cached_spent == m.ledger_spent;
         if !consistent {
             mismatches.push(m);
         }

@@ -257,19 +257,18 @@ fn record_usage(
     tokens: i64,
     now: Millis,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO usage_analytics (user_id, event, feature, tokens_used, created_at) VALUES (?1, 'tokens_spent', ?2, ?3, ?4)",
+    )?
+    .execute(
         rusqlite::params![user_id, feature, tokens, now],
     )?;
     Ok(())
 }
 
 fn available(tx: &rusqlite::Connection, user_id: &str) -> rusqlite::Result<i64> {
-    tx.query_row(
-        "SELECT token_balance FROM users WHERE id = ?1",
-        [user_id],
-        |r| r.get(0),
-    )
+    tx.prepare_cached("SELECT token_balance FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
 }
 
 /// Spend tokens on a job. Retries with the same `Idempotency-Key` spend once.
