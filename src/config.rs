@@ -308,6 +308,17 @@ impl Settings {
         Ok(())
     }
 
+    /// The argon2 cost, already checked by `validate`.
+    pub fn argon2_params(&self) -> anyhow::Result<argon2::Params> {
+        argon2::Params::new(
+            self.argon2_memory_kib,
+            self.argon2_iterations,
+            self.argon2_parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))
+    }
+
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("audiostudio.db")
     }

@@ -63,13 +63,7 @@ impl App {
     pub fn open(settings: Settings, deps: Deps) -> anyhow::Result<App> {
         let db = Db::open(&settings)?;
         let secret = auth::jwt::load_or_create_secret(&settings)?;
-        let params = argon2::Params::new(
-            settings.argon2_memory_kib,
-            settings.argon2_iterations,
-            settings.argon2_parallelism,
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let params = settings.argon2_params()?;
         let hasher = PasswordHasher::new(params, settings.hash_concurrency())?;
         let mailer = Mailer::from_settings(&settings)?;
         Ok(App {

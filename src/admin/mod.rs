@@ -53,16 +53,7 @@ async fn list_users(
     cursor: Option<String>,
     email: Option<String>,
 ) -> ApiResult<Json<UserPage>> {
-    let limit = match limit {
-        None => 50,
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::field("limit", format!("must be a number from 1 to {MAX_PAGE}"))
-            })?,
-    };
+    let limit = crate::http::page_limit(limit, 50, MAX_PAGE)?;
     if email.as_ref().is_some_and(|e| e.len() > 254)
         || cursor.as_ref().is_some_and(|c| c.len() > 64)
     {

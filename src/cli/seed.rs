@@ -140,13 +140,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         "catalogue: {added} rows added (plans, packs, social tasks; existing rows kept)"
     )?;
     if args.demo {
-        let params = argon2::Params::new(
-            settings.argon2_memory_kib,
-            settings.argon2_iterations,
-            settings.argon2_parallelism,
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let params = settings.argon2_params()?;
         // One hash for every demo user: they share a password and the seed stays fast.
         let hash = crate::auth::password::hash_blocking(&params, DEMO_PASSWORD)?;
         let bar = indicatif::ProgressBar::new(u64::from(args.demo_users));

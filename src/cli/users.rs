@@ -34,13 +34,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             validate::email(email).map_err(|m| anyhow::anyhow!("email {m}"))?;
             let password = read_password()?;
             validate::new_password(&password).map_err(|m| anyhow::anyhow!("password {m}"))?;
-            let params = argon2::Params::new(
-                settings.argon2_memory_kib,
-                settings.argon2_iterations,
-                settings.argon2_parallelism,
-                None,
-            )
-            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+            let params = settings.argon2_params()?;
             let hash = crate::auth::password::hash_blocking(&params, &password)?;
             let email = validate::normalize_email(email);
             let role = if *admin { "admin" } else { "user" };

@@ -12,6 +12,8 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Data, Response};
 
 pub use json::{JsonBody, parse_body};
+
+use crate::error::{ApiError, ApiResult};
 pub use rate_limit::{RateLimiter, RateLimits};
 
 const REQUEST_ID: &str = "X-Request-Id";
@@ -120,5 +122,17 @@ impl<'r> FromRequest<'r> for ClientInfo {
                 .get_one("User-Agent")
                 .map(|ua| ua.chars().take(512).collect()),
         })
+    }
+}
+
+/// Parses `limit` the same way on every list route.
+pub fn page_limit(limit: Option<&str>, default: u32, max: u32) -> ApiResult<u32> {
+    match limit {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::field("limit", format!("must be a number from 1 to {max}"))),
     }
 }

@@ -108,18 +108,6 @@ pub struct TransactionPage {
     pub next_cursor: Option<String>,
 }
 
-/// Parses `limit` the same way on every list route.
-pub fn page_limit(limit: Option<&str>, default: u32, max: u32) -> ApiResult<u32> {
-    match limit {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ApiError::field("limit", format!("must be a number from 1 to {max}"))),
-    }
-}
-
 /// The caller's ledger, newest first.
 #[utoipa::path(get, path = "/api/tokens/transactions", tag = "tokens", security(("bearer" = [])),
     params(
@@ -140,7 +128,7 @@ async fn list_transactions(
     cursor: Option<&str>,
     r#type: Option<&str>,
 ) -> ApiResult<Json<TransactionPage>> {
-    let limit = page_limit(limit, 50, 200)?;
+    let limit = crate::http::page_limit(limit, 50, 200)?;
     let cursor = match cursor {
         None => None,
         Some(c) => Some(

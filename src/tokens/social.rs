@@ -474,7 +474,7 @@ async fn list_claims(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> ApiResult<Json<ClaimPage>> {
-    let limit = super::page_limit(limit, 50, 200)?;
+    let limit = crate::http::page_limit(limit, 50, 200)?;
     let status = match status {
         None => None,
         Some(s) if CLAIM_STATUSES.contains(&s) => Some(s.to_owned()),
