@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::Cli;
 use crate::accounts::users::{self, NewUser};
+use crate::audit::{self, Actor, Event};
 use crate::clock::{Clock, Millis, SystemClock};
 use crate::tokens::ledger::{self, Debit, Grant, Source};
 
@@ -237,6 +238,10 @@ fn seed_demo_user(conn: &mut Connection, i: u32, hash: &str, now: Millis) -> any
         description: Some("demo allowance"),
     };
     ledger::grant(&tx, &grant, now)?;
+    let event = Event::new("tokens.admin_grant")
+        .target("user", &user_id)
+        .details(json!({ "amount": grant.amount, "reason": "demo allowance", "via": "seed" }));
+    audit::record(&tx, now, &Actor::cli(), event)?;
     let features = ["text_to_speech", "music_generation", "transcription"];
     for (n, feature) in features
         .iter()

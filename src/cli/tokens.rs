@@ -35,7 +35,8 @@ pub enum Command {
 
 /// `30d`, `12h`, `90m` or `45s` in milliseconds.
 fn parse_duration_ms(text: &str) -> Result<i64, String> {
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let split = text.char_indices().next_back().map_or(0, |(i, _)| i);
+    let (number, unit) = text.split_at(split);
     let n: i64 = number
         .parse()
         .ok()
@@ -119,6 +120,7 @@ mod tests {
         assert!(parse_duration_ms("-1d").is_err());
         assert!(parse_duration_ms("10w").is_err());
         assert!(parse_duration_ms("").is_err());
+        assert!(parse_duration_ms("30д").is_err());
         assert!(parse_duration_ms("999999999999d").is_err());
     }
 }

@@ -193,8 +193,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
         }
     };
     let mut replies = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
-    for job in jobs.by_ref() {
+    for job in batch {
         if let Err(e) = tx.execute_batch("SAVEPOINT job") {
             tracing::error!(error = %e, "cannot open a savepoint");
             continue;
@@ -207,18 +206,20 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
         } else {
             "ROLLBACK TO job; RELEASE job"
         };
-        if let Err(e) = tx.execute_batch(end) {
-            tracing::error!(error = %e, "cannot close a savepoint");
-        }
+        let closed = tx.execute_batch(end);
         match outcome {
             Ok((_, reply)) => replies.push(reply),
             Err(_) => tracing::error!("a database write panicked; its changes were rolled back"),
         }
-        // Some errors (I/O, disk full) make SQLite abandon the whole transaction. What
-        // ran so far is lost: say so, and leave the rest of the batch unrun (dropping a
-        // job tells its caller the database is unavailable) rather than autocommit it.
-        if tx.is_autocommit() {
-            tracing::error!("SQLite rolled back a group commit; its writes are refused");
+        // Some errors (I/O, disk full) make SQLite abandon the whole transaction, and a
+        // savepoint that cannot be closed may still hold a failed job's writes. Either
+        // way the batch is abandoned: the transaction rolls back when dropped, every
+        // caller hears so, and the rest of the batch never runs (dropping a job tells
+        // its caller the database is unavailable).
+        if let Err(e) = &closed {
+            tracing::error!(error = %e, "cannot close a savepoint; the group commit is abandoned");
+        }
+        if closed.is_err() || tx.is_autocommit() {
             for reply in replies {
                 reply(Err(DbError::Unavailable(
                     "the write was rolled back by the database".into(),

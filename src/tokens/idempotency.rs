@@ -6,11 +6,12 @@ use std::io::Cursor;
 use rocket::http::{ContentType, Header, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Millis;
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 
 const MAX_KEY_LEN: usize = 255;
@@ -107,6 +108,49 @@ impl<'r> Responder<'r, 'static> for Stored {
     }
 }
 
+/// The stored response for (user, key), if any; a 422 when the key was used with
+/// another request.
+fn lookup(
+    conn: &Connection,
+    user_id: &str,
+    key: &str,
+    fingerprint: &str,
+) -> ApiResult<Option<Stored>> {
+    let previous: Option<(String, i64, String)> = conn
+        .prepare_cached("SELECT request_hash, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2")?
+        .query_row(params![user_id, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((hash, status, body)) = previous else {
+        return Ok(None);
+    };
+    if hash != fingerprint {
+        return Err(ApiError::Unprocessable(
+            "this Idempotency-Key was already used with a different request".into(),
+        ));
+    }
+    let status = Status::new(u16::try_from(status).unwrap_or(500));
+    Ok(Some(Stored {
+        status,
+        body,
+        problem: status.code >= 400,
+        replayed: true,
+    }))
+}
+
+/// Answers a retry from the store before the request is validated again, so it gets
+/// the first answer even if validation would now differ (time passed, settings changed).
+pub async fn replay(
+    db: &Db,
+    user_id: &str,
+    key: Option<&str>,
+    fingerprint: &str,
+) -> ApiResult<Option<Stored>> {
+    let Some(key) = key else { return Ok(None) };
+    let (user_id, key, fingerprint) = (user_id.to_owned(), key.to_owned(), fingerprint.to_owned());
+    db.read(move |c| lookup(c, &user_id, &key, &fingerprint))
+        .await
+}
+
 /// Runs `operation` once per (user, key). A refusal (4xx) is stored too: its partial
 /// writes are rolled back to a savepoint, the refusal is remembered, and retries get it.
 pub fn run(
@@ -120,27 +164,8 @@ pub fn run(
     let Some(key) = key else {
         return operation(tx);
     };
-    let previous: Option<(String, i64, String)> = tx
-        .query_row(
-            "SELECT request_hash, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2",
-            params![user_id, key],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    if let Some((hash, status, body)) = previous {
-        if hash != fingerprint {
-            return Err(ApiError::Unprocessable(
-                "this Idempotency-Key was already used with a different request".into(),
-            ));
-        }
-        let status = Status::new(u16::try_from(status).unwrap_or(500));
-        let problem = status.code >= 400;
-        return Ok(Stored {
-            status,
-            body,
-            problem,
-            replayed: true,
-        });
+    if let Some(stored) = lookup(tx, user_id, key, fingerprint)? {
+        return Ok(stored);
     }
     tx.execute_batch("SAVEPOINT idempotent_operation")?;
     let stored = match operation(tx) {

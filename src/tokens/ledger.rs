@@ -11,6 +11,17 @@ use utoipa::ToSchema;
 
 use crate::clock::{Millis, rfc3339};
 
+/// The largest amount one call may move; far above any real job, far below overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000;
+
+fn check_amount(amount: i64) -> Result<(), LedgerError> {
+    if (1..=MAX_AMOUNT).contains(&amount) {
+        Ok(())
+    } else {
+        Err(LedgerError::InvalidAmount(amount))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Subscription,
@@ -42,6 +53,10 @@ pub enum LedgerError {
     HoldNotOpen(String),
     #[error("cannot capture {requested}: the hold reserved only {held}")]
     CaptureTooLarge { requested: i64, held: i64 },
+    #[error("an amount must be from 1 to {max}, not {0}", max = MAX_AMOUNT)]
+    InvalidAmount(i64),
+    #[error("reference {0} already minted a lot for another user or amount")]
+    ReferenceConflict(String),
     #[error("ledger invariant broken: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -170,6 +185,9 @@ pub enum Granted {
 
 /// Adds a lot and its tokens; a second grant with the same source reference is a no-op.
 pub fn grant(tx: &Transaction<'_>, grant: &Grant<'_>, now: Millis) -> Result<Granted, LedgerError> {
+    check_amount(grant.amount)?;
+    // So the grant's balance_after never counts lots that have already expired.
+    expire_due(tx, Some(grant.user_id), now)?;
     let lot_id: Option<i64> = tx
         .query_row(
             "INSERT INTO token_lots (user_id, source, source_ref, amount, remaining, expires_at, created_at)
@@ -180,11 +198,14 @@ pub fn grant(tx: &Transaction<'_>, grant: &Grant<'_>, now: Millis) -> Result<Gra
         )
         .optional()?;
     let Some(lot_id) = lot_id else {
-        let existing = tx.query_row(
-            "SELECT id FROM token_lots WHERE source = ?1 AND source_ref = ?2",
+        let (existing, user, amount): (i64, String, i64) = tx.query_row(
+            "SELECT id, user_id, amount FROM token_lots WHERE source = ?1 AND source_ref = ?2",
             params![grant.source.as_str(), grant.source_ref],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
+        if user != grant.user_id || amount != grant.amount {
+            return Err(LedgerError::ReferenceConflict(grant.source_ref.to_owned()));
+        }
         return Ok(Granted::AlreadyGranted { lot_id: existing });
     };
     tx.execute(
@@ -226,6 +247,7 @@ pub fn debit(
     debit: &Debit<'_>,
     now: Millis,
 ) -> Result<TransactionView, LedgerError> {
+    check_amount(debit.amount)?;
     expire_due(tx, Some(debit.user_id), now)?;
     take_from_balance(tx, debit.user_id, debit.amount, 0)?;
     tx.prepare_cached("UPDATE users SET lifetime_spent = lifetime_spent + ?2 WHERE id = ?1")?
@@ -322,8 +344,9 @@ fn return_to_lots(tx: &Transaction<'_>, lots: &[(i64, i64)]) -> rusqlite::Result
     Ok(())
 }
 
-/// Moves the remaining tokens of lots past their expiry out through `expire` rows.
-/// With `user_id`, only that user's lots. Returns how many tokens expired.
+/// Moves the remaining tokens of lots past their expiry out through `expire` rows, at
+/// most 1,000 lots a call. With `user_id`, only that user's lots. Returns how many
+/// tokens expired.
 pub fn expire_due(
     tx: &Transaction<'_>,
     user_id: Option<&str>,
@@ -333,7 +356,7 @@ pub fn expire_due(
         let mut stmt = tx.prepare_cached(
             "SELECT id, user_id, remaining FROM token_lots
              WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND (?2 IS NULL OR user_id = ?2)
-             ORDER BY id",
+             ORDER BY id LIMIT 1000",
         )?;
         stmt.query_map(params![now, user_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -392,7 +415,9 @@ const HOLD_COLUMNS: &str =
 
 fn hold_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HoldRow> {
     let lots: String = r.get(8)?;
-    let lots: Vec<Value> = serde_json::from_str(&lots).unwrap_or_default();
+    let lots: Vec<Value> = serde_json::from_str(&lots).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(8, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     let expires_at: Millis = r.get(5)?;
     Ok(HoldRow {
         view: HoldView {
@@ -422,6 +447,7 @@ pub fn create_hold(
     expires_at: Millis,
     now: Millis,
 ) -> Result<HoldView, LedgerError> {
+    check_amount(amount)?;
     expire_due(tx, Some(user_id), now)?;
     take_from_balance(tx, user_id, amount, amount)?;
     let lots = draw_lots(tx, user_id, amount, now)?;
@@ -489,9 +515,21 @@ fn return_from_hold(
     amount: i64,
     now: Millis,
 ) -> Result<(), LedgerError> {
-    if amount == 0 {
-        return Ok(());
+    if amount > 0 {
+        give_back(tx, user_id, hold, amount, now)?;
     }
+    // A lot may have expired while its tokens were reserved (or is otherwise overdue).
+    expire_due(tx, Some(user_id), now)?;
+    Ok(())
+}
+
+fn give_back(
+    tx: &Transaction<'_>,
+    user_id: &str,
+    hold: &HoldRow,
+    amount: i64,
+    now: Millis,
+) -> Result<(), LedgerError> {
     let mut left = amount;
     let mut returned = Vec::new();
     for (lot, drawn) in hold.lots.iter().rev() {
@@ -501,6 +539,12 @@ fn return_from_hold(
         let give = (*drawn).min(left);
         returned.push((*lot, give));
         left -= give;
+    }
+    if left > 0 {
+        return Err(LedgerError::Corrupt(format!(
+            "hold {} drew fewer tokens than it reserved",
+            hold.view.id
+        )));
     }
     return_to_lots(tx, &returned)?;
     tx.execute(
@@ -521,8 +565,6 @@ fn return_from_hold(
         },
         now,
     )?;
-    // A lot may have expired while its tokens were reserved.
-    expire_due(tx, Some(user_id), now)?;
     Ok(())
 }
 
@@ -535,7 +577,7 @@ pub fn capture_hold(
     now: Millis,
 ) -> Result<HoldView, LedgerError> {
     let hold = open_hold(tx, user_id, hold_id, now)?;
-    if amount > hold.view.amount {
+    if !(0..=hold.view.amount).contains(&amount) {
         return Err(LedgerError::CaptureTooLarge {
             requested: amount,
             held: hold.view.amount,
@@ -570,11 +612,17 @@ fn settle(
     status: &str,
     captured: Option<i64>,
     now: Millis,
-) -> rusqlite::Result<()> {
-    tx.execute(
+) -> Result<(), LedgerError> {
+    let settled = tx.execute(
         "UPDATE token_holds SET status = ?2, captured = ?3, settled_at = ?4 WHERE id = ?1 AND status = 'open'",
         params![hold.view.id, status, captured, now],
     )?;
+    if settled != 1 {
+        return Err(LedgerError::Corrupt(format!(
+            "hold {} was not open",
+            hold.view.id
+        )));
+    }
     tx.execute(
         "UPDATE users SET held_tokens = held_tokens - ?2 WHERE id = ?1",
         params![user_id, hold.view.amount],
@@ -582,8 +630,8 @@ fn settle(
     Ok(())
 }
 
-/// Releases every open hold past its expiry; returns how many.
-pub fn expire_holds(tx: &Transaction<'_>, now: Millis) -> Result<usize, LedgerError> {
+/// Releases open holds past their expiry, at most 1,000 a call; returns their ids.
+pub fn expire_holds(tx: &Transaction<'_>, now: Millis) -> Result<Vec<String>, LedgerError> {
     let due: Vec<(String, String)> = {
         let mut stmt = tx.prepare_cached(
             "SELECT user_id, id FROM token_holds WHERE status = 'open' AND expires_at <= ?1 ORDER BY expires_at LIMIT 1000",
@@ -596,20 +644,29 @@ pub fn expire_holds(tx: &Transaction<'_>, now: Millis) -> Result<usize, LedgerEr
         settle(tx, user_id, &hold, "expired", None, now)?;
         return_from_hold(tx, user_id, &hold, hold.view.amount, now)?;
     }
-    Ok(due.len())
+    Ok(due.into_iter().map(|(_, id)| id).collect())
 }
 
+/// The user's holds, newest first; an open hold past its expiry shows as `expired`
+/// even before the sweeper releases it.
 pub fn list_holds(
     conn: &Connection,
     user_id: &str,
     status: Option<&str>,
+    now: Millis,
 ) -> rusqlite::Result<Vec<HoldView>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {HOLD_COLUMNS} FROM token_holds WHERE user_id = ?1 AND (?2 IS NULL OR status = ?2)
+        "SELECT {HOLD_COLUMNS} FROM token_holds
+         WHERE user_id = ?1
+           AND (?2 IS NULL OR (CASE WHEN status = 'open' AND expires_at <= ?3 THEN 'expired' ELSE status END) = ?2)
          ORDER BY created_at DESC, id DESC LIMIT 200"
     ))?;
-    stmt.query_map(params![user_id, status], |r| {
-        hold_from_row(r).map(|h| h.view)
+    stmt.query_map(params![user_id, status, now], |r| {
+        let mut hold = hold_from_row(r)?;
+        if hold.view.status == "open" && hold.expires_at <= now {
+            hold.view.status = "expired".into();
+        }
+        Ok(hold.view)
     })?
     .collect()
 }

@@ -25,8 +25,7 @@ use crate::http::{ClientInfo, JsonBody, parse_body};
 use idempotency::{IdempotencyHeader, Stored};
 use ledger::{BalanceView, Debit, Grant, Granted, HoldView, LedgerError, Source, TransactionView};
 
-/// The largest amount one request may move; far above any real job, far below overflow.
-pub const MAX_AMOUNT: i64 = 1_000_000_000;
+pub use ledger::MAX_AMOUNT;
 
 pub fn routes() -> Vec<Route> {
     routes![
@@ -49,6 +48,8 @@ impl From<LedgerError> for ApiError {
             LedgerError::HoldNotFound => ApiError::NotFound,
             LedgerError::HoldNotOpen(_) => ApiError::Conflict(e.to_string()),
             LedgerError::CaptureTooLarge { .. } => ApiError::field("amount", e.to_string()),
+            LedgerError::InvalidAmount(_) => ApiError::field("amount", e.to_string()),
+            LedgerError::ReferenceConflict(_) => ApiError::Conflict(e.to_string()),
             LedgerError::Corrupt(_) | LedgerError::Sqlite(_) => ApiError::Internal(e.into()),
         }
     }
@@ -59,6 +60,15 @@ pub fn check_amount(amount: i64) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("must be a whole number from 1 to {MAX_AMOUNT}"))
+    }
+}
+
+/// A capture may be 0 (the job produced nothing: everything returns).
+fn check_capture(amount: i64) -> Result<(), String> {
+    if (0..=MAX_AMOUNT).contains(&amount) {
+        Ok(())
+    } else {
+        Err(format!("must be a whole number from 0 to {MAX_AMOUNT}"))
     }
 }
 
@@ -277,13 +287,18 @@ async fn use_tokens(
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
     let key = key.key()?;
+    let fingerprint = idempotency::fingerprint("use", &body);
+    if let Some(stored) =
+        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
+    {
+        return Ok(stored);
+    }
     crate::accounts::validate::Checks::default()
         .check("amount", check_amount(body.amount))
         .check("feature", check_feature(app, &body.feature))
         .check("description", check_text(body.description.as_deref(), 500))
         .check("metadata", check_metadata(body.metadata.as_ref()))
         .finish()?;
-    let fingerprint = idempotency::fingerprint("use", &body);
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
@@ -357,6 +372,12 @@ async fn create_hold(
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
     let key = key.key()?;
+    let fingerprint = idempotency::fingerprint("hold", &body);
+    if let Some(stored) =
+        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
+    {
+        return Ok(stored);
+    }
     let max_ttl = app.settings.hold_max_ttl_secs;
     crate::accounts::validate::Checks::default()
         .check("amount", check_amount(body.amount))
@@ -377,7 +398,6 @@ async fn create_hold(
     )
     .unwrap_or(600)
         * 1000;
-    let fingerprint = idempotency::fingerprint("hold", &body);
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
@@ -403,7 +423,7 @@ async fn create_hold(
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
-    /// At most the reserved amount; the rest returns to the balance.
+    /// 0 to the reserved amount; the rest returns to the balance.
     pub amount: i64,
 }
 
@@ -427,17 +447,24 @@ async fn capture_hold(
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
     let key = key.key()?;
+    let fingerprint = idempotency::fingerprint(&format!("capture {id}"), &body);
+    if let Some(stored) =
+        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
+    {
+        return Ok(stored);
+    }
     crate::accounts::validate::Checks::default()
-        .check("amount", check_amount(body.amount))
+        .check("amount", check_capture(body.amount))
         .finish()?;
     let id = id.to_owned();
-    let fingerprint = idempotency::fingerprint(&format!("capture {id}"), &body);
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
             idempotency::run(tx, &user.user_id, key.as_deref(), &fingerprint, now, |tx| {
                 let hold = ledger::capture_hold(tx, &user.user_id, &id, body.amount, now)?;
-                record_usage(tx, &user.user_id, &hold.feature, body.amount, now)?;
+                if body.amount > 0 {
+                    record_usage(tx, &user.user_id, &hold.feature, body.amount, now)?;
+                }
                 let balance = available(tx, &user.user_id)?;
                 Ok(Stored::json(Status::Ok, &HoldResponse { hold, balance }))
             })
@@ -462,8 +489,13 @@ async fn release_hold(
     id: &str,
 ) -> ApiResult<Stored> {
     let key = key.key()?;
-    let id = id.to_owned();
     let fingerprint = idempotency::fingerprint(&format!("release {id}"), &Value::Null);
+    if let Some(stored) =
+        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
+    {
+        return Ok(stored);
+    }
+    let id = id.to_owned();
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
@@ -497,6 +529,7 @@ async fn list_holds(
     user: AuthUser,
     status: Option<&str>,
 ) -> ApiResult<Json<HoldsResponse>> {
+    let now = app.clock.now_ms();
     let status = match status {
         None => None,
         Some(s) if HOLD_STATUSES.contains(&s) => Some(s.to_owned()),
@@ -509,7 +542,14 @@ async fn list_holds(
     };
     let holds = app
         .db
-        .read(move |c| Ok::<_, ApiError>(ledger::list_holds(c, &user.user_id, status.as_deref())?))
+        .read(move |c| {
+            Ok::<_, ApiError>(ledger::list_holds(
+                c,
+                &user.user_id,
+                status.as_deref(),
+                now,
+            )?)
+        })
         .await?;
     Ok(Json(HoldsResponse { holds }))
 }
@@ -561,6 +601,12 @@ async fn add_tokens(
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
     let key = key.key()?;
+    let fingerprint = idempotency::fingerprint("add", &body);
+    if let Some(stored) =
+        idempotency::replay(&app.db, &admin.0.user_id, key.as_deref(), &fingerprint).await?
+    {
+        return Ok(stored);
+    }
     let now = app.clock.now_ms();
     let expires_at = body.expires_at.as_deref().map(parse_time);
     crate::accounts::validate::Checks::default()
@@ -590,7 +636,6 @@ async fn add_tokens(
             },
         )
         .finish()?;
-    let fingerprint = idempotency::fingerprint("add", &body);
     let actor = Actor::user(&admin.0.user_id, &client);
     app.db
         .write(move |tx| {
@@ -685,35 +730,38 @@ pub async fn run_sweeper(
     mut stop: rocket::Shutdown,
 ) {
     loop {
-        let now = clock.now_ms();
-        let swept = db
-            .write(move |tx| {
-                let tokens = ledger::expire_due(tx, None, now)?;
-                let holds = ledger::expire_holds(tx, now)?;
-                if holds > 0 {
-                    let event =
-                        Event::new("tokens.holds_expired").details(json!({ "holds": holds }));
-                    audit::record(
-                        tx,
-                        now,
-                        &Actor {
+        // Work in bounded batches, each its own write, so a mass expiry never holds the
+        // writer for long; repeat while a batch found something.
+        loop {
+            let now = clock.now_ms();
+            let swept = db
+                .write(move |tx| {
+                    let tokens = ledger::expire_due(tx, None, now)?;
+                    let holds = ledger::expire_holds(tx, now)?;
+                    if !holds.is_empty() {
+                        let event =
+                            Event::new("tokens.holds_expired").details(json!({ "holds": holds }));
+                        let actor = Actor {
                             user_agent: Some("sweeper".into()),
                             ..Actor::default()
-                        },
-                        event,
-                    )?;
+                        };
+                        audit::record(tx, now, &actor, event)?;
+                    }
+                    Ok::<_, ApiError>((tokens, holds.len()))
+                })
+                .await;
+            match swept {
+                Ok((0, 0)) => break,
+                Ok((tokens, holds)) => tracing::info!(
+                    tokens_expired = tokens,
+                    holds_expired = holds,
+                    "token sweep"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "token sweep failed");
+                    break;
                 }
-                Ok::<_, ApiError>((tokens, holds))
-            })
-            .await;
-        match swept {
-            Ok((0, 0)) => {}
-            Ok((tokens, holds)) => tracing::info!(
-                tokens_expired = tokens,
-                holds_expired = holds,
-                "token sweep"
-            ),
-            Err(e) => tracing::error!(error = %e, "token sweep failed"),
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}

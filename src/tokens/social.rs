@@ -240,6 +240,12 @@ async fn claim_task(
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
     let key = key.key()?;
+    let fingerprint = idempotency::fingerprint("social", &body);
+    if let Some(stored) =
+        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
+    {
+        return Ok(stored);
+    }
     let handle = body.handle.as_deref().map(normalize_handle).transpose();
     Checks::default()
         .check("task_id", check_id(&body.task_id))
@@ -247,7 +253,6 @@ async fn claim_task(
         .check("handle", handle.as_ref().map(|_| ()).map_err(Clone::clone))
         .finish()?;
     let handle = handle.ok().flatten();
-    let fingerprint = idempotency::fingerprint("social", &body);
     let now = app.clock.now_ms();
     let cap = app.settings.social_daily_reward_cap;
     let actor = Actor::user(&user.user_id, &client);

@@ -686,6 +686,9 @@ async fn bad_amounts_and_features_are_refused_and_change_nothing() {
             ("/api/tokens/holds", true),
             (capture.as_str(), false),
         ] {
+            if !extra && *amount == json!(0) {
+                continue; // capturing nothing is allowed: everything returns
+            }
             let mut body = json!({ "amount": amount });
             if extra {
                 body["feature"] = json!("text_to_speech");
@@ -775,4 +778,110 @@ async fn bad_amounts_and_features_are_refused_and_change_nothing() {
         before,
         "a refused request changed the database"
     );
+}
+
+#[rocket::async_test]
+async fn a_retry_is_answered_from_the_store_even_if_validation_would_now_fail() {
+    let app = spawn_app().await;
+    let admin = app.register("root@example.com").await;
+    app.promote(admin["user"]["id"].as_str().unwrap());
+    app.register("ada@example.com").await;
+    let soon = app.clock_now() + 60_000;
+    let expires_at = audiostudio::clock::rfc3339(soon);
+    let body = json!({ "email": "ada@example.com", "amount": 5, "reason": "promo", "expires_at": expires_at });
+    let first = post_with_key(
+        &app,
+        "/api/tokens/add",
+        body.clone(),
+        access(&admin),
+        "grant-1",
+    )
+    .await;
+    assert_eq!(first.status, Status::Created, "{}", first.body);
+    app.clock.advance_secs(120);
+    let fresh = app.login("root@example.com", PASSWORD).await.body;
+    let retry = post_with_key(&app, "/api/tokens/add", body, access(&fresh), "grant-1").await;
+    assert_eq!(retry.status, Status::Created, "{}", retry.body);
+    assert_eq!(retry.body, first.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM token_lots"), 1);
+}
+
+#[rocket::async_test]
+async fn capturing_nothing_returns_everything_and_overdue_holds_show_as_expired() {
+    let app =
+        spawn_app_with(|f| f.merge(Serialized::global("token_sweep_interval_secs", 3600))).await;
+    let session = app.register("ada@example.com").await;
+    let token = access(&session);
+    grant(&app, &session, 10, None, "pi").await;
+    let hold = app
+        .post(
+            "/api/tokens/holds",
+            json!({ "amount": 4, "feature": "transcription" }),
+            Some(token),
+        )
+        .await;
+    let id = hold.body["id"].as_str().unwrap();
+    let captured = app
+        .post(
+            &format!("/api/tokens/holds/{id}/capture"),
+            json!({ "amount": 0 }),
+            Some(token),
+        )
+        .await;
+    assert_eq!(captured.status, Status::Ok, "{}", captured.body);
+    assert_eq!(captured.body["captured"], 0);
+    assert_eq!(captured.body["balance"], 10);
+    assert_eq!(app.count("SELECT COUNT(*) FROM usage_analytics"), 0);
+
+    let brief = app
+        .post(
+            "/api/tokens/holds",
+            json!({ "amount": 3, "feature": "transcription", "ttl_seconds": 60 }),
+            Some(token),
+        )
+        .await;
+    assert_eq!(brief.status, Status::Created);
+    app.clock.advance_secs(61);
+    let open = app.get("/api/tokens/holds?status=open", Some(token)).await;
+    assert_eq!(open.body["holds"], json!([]));
+    let expired = app
+        .get("/api/tokens/holds?status=expired", Some(token))
+        .await;
+    assert_eq!(expired.body["holds"][0]["id"], brief.body["id"]);
+    assert_ledger_consistent(&app);
+}
+
+#[rocket::async_test]
+async fn a_reference_reused_for_another_user_or_amount_is_refused() {
+    let app = spawn_app().await;
+    let ada = app.register("ada@example.com").await;
+    let bob = app.register("bob@example.com").await;
+    grant(&app, &ada, 10, None, "pi_shared").await;
+    for (user, amount) in [(&bob, 10), (&ada, 11)] {
+        let user_id = user["user"]["id"].as_str().unwrap().to_owned();
+        let now = app.clock_now();
+        let outcome = app
+            .app()
+            .db
+            .write(move |tx| {
+                let grant = Grant {
+                    user_id: &user_id,
+                    source: Source::Purchase,
+                    source_ref: "pi_shared",
+                    amount,
+                    expires_at: None,
+                    description: None,
+                };
+                ledger::grant(tx, &grant, now)
+                    .map(|_| ())
+                    .map_err(audiostudio::error::ApiError::from)
+            })
+            .await;
+        assert!(
+            matches!(outcome, Err(audiostudio::error::ApiError::Conflict(_))),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(balance(&app, access(&bob)).await["balance"], 0);
+    assert_ledger_consistent(&app);
 }
