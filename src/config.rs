@@ -8,12 +8,14 @@ use rocket::figment::{Figment, Profile};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-/// Environment variables read under their conventional names, without the `ROCKET_` prefix.
-pub const SECRET_ENV_VARS: [&str; 4] = [
+/// Environment variables read under their conventional names, without the `ROCKET_` prefix
+/// (the secrets, and the Stripe API base URL).
+pub const RAW_ENV_VARS: [&str; 5] = [
     "JWT_SECRET",
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "SMTP_URL",
+    "STRIPE_API_BASE",
 ];
 
 /// SQLite's `synchronous` pragma: how hard a commit waits for the disk.
@@ -71,6 +73,20 @@ pub struct Settings {
     pub social_daily_reward_cap: i64,
     /// How often expired lots and holds are swept (a read never counts them anyway).
     pub token_sweep_interval_secs: u64,
+    /// Stripe's API base URL (env `STRIPE_API_BASE`); tests point it at a local fake.
+    pub stripe_api_base: String,
+    /// Where Checkout sends the user back; defaults for the checkout routes.
+    pub billing_success_url: String,
+    pub billing_cancel_url: String,
+    /// Origins that success/cancel URLs given by clients may point at (no open redirect);
+    /// the origin of `public_base_url` is always allowed.
+    pub billing_redirect_origins: Vec<String>,
+    /// Accept webhook events whose `livemode` differs from the secret key's mode.
+    pub stripe_accept_other_mode: bool,
+    /// Tolerance for the `Stripe-Signature` timestamp.
+    pub stripe_webhook_tolerance_secs: u64,
+    /// Processing attempts of a stored webhook event before it is marked failed.
+    pub webhook_max_attempts: u32,
     pub jwt_secret: Option<SecretString>,
     pub stripe_secret_key: Option<SecretString>,
     pub stripe_webhook_secret: Option<SecretString>,
@@ -118,6 +134,13 @@ impl Default for Settings {
             hold_max_ttl_secs: 24 * 3600,
             social_daily_reward_cap: 500,
             token_sweep_interval_secs: 30,
+            stripe_api_base: "https://api.stripe.com".into(),
+            billing_success_url: "http://localhost:8000/billing/success".into(),
+            billing_cancel_url: "http://localhost:8000/billing/cancel".into(),
+            billing_redirect_origins: Vec::new(),
+            stripe_accept_other_mode: false,
+            stripe_webhook_tolerance_secs: 300,
+            webhook_max_attempts: 8,
             jwt_secret: None,
             stripe_secret_key: None,
             stripe_webhook_secret: None,
@@ -143,7 +166,7 @@ pub fn figment(config_file: Option<&Path>) -> Figment {
                 .ignore(&["PROFILE", "CONFIG"])
                 .global(),
         )
-        .merge(Env::raw().only(&SECRET_ENV_VARS).global())
+        .merge(Env::raw().only(&RAW_ENV_VARS).global())
         .select(Profile::from_env_or(
             "ROCKET_PROFILE",
             rocket::Config::DEFAULT_PROFILE,
@@ -156,7 +179,7 @@ fn explain(errors: rocket::figment::Error) -> anyhow::Error {
         .into_iter()
         .map(|e| {
             let key = e.path.join(".").to_lowercase();
-            let env = if SECRET_ENV_VARS.iter().any(|v| v.eq_ignore_ascii_case(&key)) {
+            let env = if RAW_ENV_VARS.iter().any(|v| v.eq_ignore_ascii_case(&key)) {
                 key.to_uppercase()
             } else {
                 format!("ROCKET_{}", key.replace('.', "_").to_uppercase())
@@ -209,6 +232,14 @@ impl Settings {
             None,
         )
         .map_err(|e| anyhow::anyhow!("invalid configuration: argon2_memory_kib / argon2_iterations / argon2_parallelism: {e}\nfix: remove them to use the OWASP defaults (19456, 2, 1)"))?;
+        if !(self.stripe_api_base.starts_with("http://")
+            || self.stripe_api_base.starts_with("https://"))
+        {
+            bail!(
+                "invalid configuration: stripe_api_base = {:?} is not an http(s) URL\nfix: unset STRIPE_API_BASE to use https://api.stripe.com",
+                self.stripe_api_base
+            );
+        }
         if !(1..=64).contains(&self.read_pool_size) {
             bail!(
                 "invalid configuration: read_pool_size = {} is out of range\nfix: use a value from 1 to 64",
@@ -407,6 +438,28 @@ impl Settings {
             (
                 "token_sweep_interval_secs",
                 self.token_sweep_interval_secs.to_string(),
+            ),
+            (
+                "stripe_api_base (STRIPE_API_BASE)",
+                self.stripe_api_base.clone(),
+            ),
+            ("billing_success_url", self.billing_success_url.clone()),
+            ("billing_cancel_url", self.billing_cancel_url.clone()),
+            (
+                "billing_redirect_origins",
+                self.billing_redirect_origins.join(", "),
+            ),
+            (
+                "stripe_accept_other_mode",
+                self.stripe_accept_other_mode.to_string(),
+            ),
+            (
+                "stripe_webhook_tolerance_secs",
+                self.stripe_webhook_tolerance_secs.to_string(),
+            ),
+            (
+                "webhook_max_attempts",
+                self.webhook_max_attempts.to_string(),
             ),
             ("JWT_SECRET", masked(&self.jwt_secret)),
             ("STRIPE_SECRET_KEY", masked(&self.stripe_secret_key)),

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod health;
 pub mod http;
 pub mod openapi;
 pub mod tokens;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +23,6 @@ use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
 use tokio::sync::Notify;
-use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
 
 use accounts::email::Mailer;
@@ -101,13 +102,16 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .mount("/api/tokens", tokens::routes())
         .mount("/api/tokens", tokens::social::routes())
         .mount("/api/tokens", tokens::analytics::routes())
+        .mount("/api/subscriptions", billing::routes())
+        .mount("/api/tokens", billing::token_routes())
+        .mount("/api/webhooks", webhooks::routes())
         .mount("/api/admin", admin::api_routes())
         .mount("/api/admin", tokens::social::admin_routes())
         .mount("/api/admin", tokens::analytics::admin_routes())
         .mount("/admin", admin::ui_routes())
         .mount(
             "/",
-            SwaggerUi::new("/api/docs/<_..>").url("/api/openapi.json", openapi::ApiDoc::openapi()),
+            SwaggerUi::new("/api/docs/<_..>").url("/api/openapi.json", openapi::document()),
         ))
 }
 

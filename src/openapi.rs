@@ -53,6 +53,14 @@ use crate::{accounts, admin, auth, error, health, tokens};
 )]
 pub struct ApiDoc;
 
+/// The whole document: the core paths above plus those of billing and webhooks.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::billing::ApiDoc::openapi());
+    doc.merge(crate::webhooks::ApiDoc::openapi());
+    doc
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {

@@ -58,6 +58,12 @@ pub enum Command {
     Check,
     /// Add the catalogue (plans, token packs, social tasks), and demo users with --demo
     Seed(seed::Args),
+    /// Inspect and replay stored Stripe webhook events
+    #[command(subcommand)]
+    Webhooks(crate::webhooks::cli::Command),
+    /// Talk to Stripe: sync the catalogue, reconcile subscriptions
+    #[command(subcommand)]
+    Stripe(crate::billing::cli::Command),
     /// Print the effective settings, secrets masked
     Config,
     /// Print a shell completion script
@@ -105,6 +111,8 @@ pub fn main() -> ExitCode {
         Some(Command::Tokens(command)) => tokens::run(&cli, command),
         Some(Command::Check) => check::run(&cli),
         Some(Command::Seed(args)) => seed::run(&cli, args),
+        Some(Command::Webhooks(command)) => crate::webhooks::cli::run(&cli, command),
+        Some(Command::Stripe(command)) => crate::billing::cli::run(&cli, command),
         Some(Command::Config) => config::run(&cli),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
