@@ -109,7 +109,14 @@ async fn get_balance(app: &State<App>, user: AuthUser) -> ApiResult<Json<Balance
     Ok(Json(view))
 }
 
-const TRANSACTION_TYPES: [&str; 5] = ["grant", "spend", "hold", "hold_release", "expire"];
+const TRANSACTION_TYPES: [&str; 6] = [
+    "grant",
+    "spend",
+    "hold",
+    "hold_release",
+    "expire",
+    "clawback",
+];
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TransactionPage {
@@ -123,7 +130,7 @@ pub struct TransactionPage {
     params(
         ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("type" = Option<String>, Query, description = "grant, spend, hold, hold_release or expire"),
+        ("type" = Option<String>, Query, description = "grant, spend, hold, hold_release, expire or clawback"),
     ),
     responses(
         (status = 200, description = "One page", body = TransactionPage),

@@ -654,7 +654,7 @@ async fn health_reports_version_and_schema() {
     let reply = app.get("/health", None).await;
     assert_eq!(reply.status, Status::Ok);
     assert_eq!(reply.body["status"], "ok");
-    assert_eq!(reply.body["schema_version"], 2);
+    assert_eq!(reply.body["schema_version"], latest_migration());
     assert_eq!(reply.body["database_reachable"], true);
     assert_eq!(reply.body["version"], env!("CARGO_PKG_VERSION"));
 }

@@ -287,3 +287,15 @@ pub fn access(body: &Value) -> &str {
 pub fn refresh(body: &Value) -> &str {
     body["refresh_token"].as_str().unwrap()
 }
+
+/// The newest migration version shipped in `migrations/`, which `/health` must report.
+pub fn latest_migration() -> i64 {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix('V')?.split("__").next()?.parse().ok()
+        })
+        .max()
+        .unwrap()
+}

@@ -885,3 +885,87 @@ async fn a_reference_reused_for_another_user_or_amount_is_refused() {
     assert_eq!(balance(&app, access(&bob)).await["balance"], 0);
     assert_ledger_consistent(&app);
 }
+
+async fn claw(
+    app: &TestApp,
+    session: &Value,
+    lot: Option<i64>,
+    reference: &str,
+    target: i64,
+) -> ledger::Clawback {
+    let user_id = session["user"]["id"].as_str().unwrap().to_owned();
+    let (reference, now) = (reference.to_owned(), app.clock_now());
+    app.app()
+        .db
+        .write(move |tx| {
+            ledger::claw_back(tx, &user_id, lot, &reference, target, "refund", now)
+                .map_err(audiostudio::error::ApiError::from)
+        })
+        .await
+        .unwrap()
+}
+
+#[rocket::async_test]
+async fn refunds_claw_back_once_from_their_lot_first_and_never_below_zero() {
+    let app = spawn_app().await;
+    let session = app.register("ada@example.com").await;
+    let token = access(&session);
+    let gift = grant(&app, &session, 50, Some(86400), "gift").await;
+    let bought = grant(&app, &session, 100, None, "pi_1").await;
+    // Partial refund of a quarter: 25 tokens, from the refunded purchase's own lot.
+    let first = claw(&app, &session, Some(bought), "ch_1", 25).await;
+    assert_eq!(
+        first,
+        ledger::Clawback {
+            taken: 25,
+            shortfall: 0
+        }
+    );
+    let lots: Vec<(i64, i64)> = {
+        let db = app.db();
+        let mut stmt = db
+            .prepare("SELECT id, remaining FROM token_lots ORDER BY id")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(lots, [(gift, 50), (bought, 75)]);
+    // The same refund delivered again changes nothing.
+    assert_eq!(
+        claw(&app, &session, Some(bought), "ch_1", 25).await,
+        ledger::Clawback {
+            taken: 0,
+            shortfall: 0
+        }
+    );
+    // Most tokens get spent, then the rest of the charge is refunded (cumulative 100).
+    assert_eq!(spend(&app, token, 110).await.status, Status::Ok);
+    let rest = claw(&app, &session, Some(bought), "ch_1", 100).await;
+    assert_eq!(
+        rest,
+        ledger::Clawback {
+            taken: 15,
+            shortfall: 60
+        }
+    );
+    let b = balance(&app, token).await;
+    assert_eq!(b["balance"], 0);
+    assert_eq!(
+        app.count("SELECT SUM(amount) FROM token_shortfalls WHERE reference = 'ch_1'"),
+        60
+    );
+    assert_eq!(
+        claw(&app, &session, Some(bought), "ch_1", 100).await,
+        ledger::Clawback {
+            taken: 0,
+            shortfall: 0
+        }
+    );
+    let rows = app
+        .get("/api/tokens/transactions?type=clawback", Some(token))
+        .await;
+    assert_eq!(rows.body["transactions"].as_array().unwrap().len(), 2);
+    assert_ledger_consistent(&app);
+}
