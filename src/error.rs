@@ -50,6 +50,9 @@ pub enum ApiError {
     /// 402: not enough tokens.
     #[error("{0}")]
     PaymentRequired(String),
+    /// 402: a payment was declined (a Stripe card error).
+    #[error("{0}")]
+    PaymentFailed(String),
     /// 403: the caller lacks the role.
     #[error("forbidden")]
     Forbidden,
@@ -71,6 +74,9 @@ pub enum ApiError {
     /// 429: a rate limit or lockout.
     #[error("{detail}")]
     TooManyRequests { detail: String, throttle: Throttle },
+    /// 502: an integration (Stripe) answered with an error or nonsense.
+    #[error("{0}")]
+    BadGateway(String),
     /// 503: an integration or the database is unavailable.
     #[error("{0}")]
     Unavailable(String),
@@ -90,13 +96,14 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::Unauthorized(_) => Status::Unauthorized,
-            ApiError::PaymentRequired(_) => Status::PaymentRequired,
+            ApiError::PaymentRequired(_) | ApiError::PaymentFailed(_) => Status::PaymentRequired,
             ApiError::Forbidden => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
             ApiError::Conflict(_) => Status::Conflict,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
             ApiError::Validation(_) | ApiError::Unprocessable(_) => Status::UnprocessableEntity,
             ApiError::TooManyRequests { .. } => Status::TooManyRequests,
+            ApiError::BadGateway(_) => Status::BadGateway,
             ApiError::Unavailable(_) => Status::ServiceUnavailable,
             ApiError::Internal(_) => Status::InternalServerError,
         }
@@ -128,6 +135,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => ("unauthorized", Some(self.to_string()), None),
             ApiError::Conflict(_) => ("conflict", Some(self.to_string()), None),
             ApiError::PaymentRequired(_) => ("insufficient-tokens", Some(self.to_string()), None),
+            ApiError::PaymentFailed(_) => ("payment-failed", Some(self.to_string()), None),
+            ApiError::BadGateway(_) => ("bad-gateway", Some(self.to_string()), None),
             ApiError::PayloadTooLarge => ("payload-too-large", Some(self.to_string()), None),
             ApiError::BadRequest(_) => ("bad-request", Some(self.to_string()), None),
             ApiError::Unprocessable(_) => ("unprocessable", Some(self.to_string()), None),

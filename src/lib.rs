@@ -139,6 +139,7 @@ fn start_workers(rocket: &Rocket<rocket::Orbit>) {
         Duration::from_secs(app.settings.token_sweep_interval_secs),
         rocket.shutdown(),
     ));
+    webhooks::spawn_worker(rocket);
     let (limits, mut stop) = (app.limits.clone(), rocket.shutdown());
     tokio::spawn(async move {
         loop {

@@ -3,9 +3,12 @@
 mod accounts;
 mod analytics;
 mod bad_input;
+mod billing;
 mod email;
+mod fake_stripe;
 mod helpers;
 mod ledger;
 mod social;
 mod throttling;
 mod tokens;
+mod webhooks;

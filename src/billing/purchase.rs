@@ -1,0 +1,158 @@
+//! Buying a token pack (`POST /api/tokens/purchase`): a Checkout Session in mode `payment` and a pending purchase row.
+//!
+//! The tokens arrive when Stripe reports the payment (the webhook), keyed by the session,
+//! so a purchase grants at most once.
+
+use rocket::http::Status;
+use rocket::{State, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::store;
+use super::stripe::{self, CheckoutMode, NewCheckoutSession};
+use super::subscriptions::{CheckoutResponse, check_id_field, check_urls, request_ref};
+use super::{ensure_customer, stripe_for, with_session_placeholder};
+use crate::App;
+use crate::accounts::validate::Checks;
+use crate::audit::{self, Actor, Event};
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::{ClientInfo, JsonBody, parse_body};
+use crate::tokens::idempotency::{self, IdempotencyHeader, Stored};
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseRequest {
+    pub pack_id: String,
+    /// Default: `billing_success_url`; allowed origins only.
+    pub success_url: Option<String>,
+    /// Default: `billing_cancel_url`; allowed origins only.
+    pub cancel_url: Option<String>,
+}
+
+/// Buy a token pack: a Stripe Checkout Session (mode `payment`); the tokens are granted once paid.
+#[utoipa::path(post, path = "/api/tokens/purchase", tag = "billing", security(("bearer" = [])), request_body = PurchaseRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key answers the same session")),
+    responses(
+        (status = 201, description = "Session created: send the user to `url`", body = CheckoutResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The pack has no Stripe price yet", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown pack, or a redirect URL off the allowed origins", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "Stripe failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Billing not configured, or Stripe unreachable", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/purchase", data = "<body>")]
+pub async fn purchase(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+    key: IdempotencyHeader,
+    body: JsonBody<'_, PurchaseRequest>,
+) -> ApiResult<Stored> {
+    let body = parse_body(body)?;
+    let key = key.key()?;
+    let stripe = stripe_for(app)?;
+    let user_id = user.user_id.clone();
+    let fingerprint = idempotency::fingerprint("billing.purchase", &body);
+    if let Some(stored) =
+        idempotency::replay(&app.db, &user_id, key.as_deref(), &fingerprint).await?
+    {
+        return Ok(stored);
+    }
+    let checks = Checks::default().check("pack_id", check_id_field(&body.pack_id));
+    check_urls(
+        app,
+        checks,
+        body.success_url.as_deref(),
+        body.cancel_url.as_deref(),
+    )
+    .finish()?;
+    let pack_id = body.pack_id.clone();
+    let pack = app
+        .db
+        .read(move |c| Ok::<_, ApiError>(store::pack(c, &pack_id)?))
+        .await?
+        .filter(|p| p.active)
+        .ok_or_else(|| ApiError::field("pack_id", "is not a token pack on sale"))?;
+    let Some(price) = pack.stripe_price_id.clone() else {
+        return Err(ApiError::Conflict(format!(
+            "pack {} cannot be bought yet: it has no Stripe price (an operator runs `audiostudio stripe sync-catalog`)",
+            pack.id
+        )));
+    };
+    let actor = Actor::user(&user_id, &client);
+    let customer = ensure_customer(app, &stripe, &user_id, &actor).await?;
+    let success_url = with_session_placeholder(
+        body.success_url
+            .as_deref()
+            .unwrap_or(&app.settings.billing_success_url),
+    );
+    let cancel_url = body
+        .cancel_url
+        .clone()
+        .unwrap_or_else(|| app.settings.billing_cancel_url.clone());
+    let reference = request_ref(key.as_deref(), &fingerprint);
+    let session = stripe
+        .create_checkout_session(
+            &NewCheckoutSession {
+                mode: CheckoutMode::Payment,
+                customer: &customer,
+                price: &price,
+                client_reference_id: &user_id,
+                success_url: &success_url,
+                cancel_url: &cancel_url,
+                metadata: &[("user_id", &user_id), ("pack_id", &pack.id)],
+            },
+            &stripe::idempotency_key(&["purchase", &user_id, &reference]),
+        )
+        .await?;
+    let url = session.url.clone().ok_or_else(|| {
+        ApiError::BadGateway("Stripe created a Checkout Session without a URL".into())
+    })?;
+    let now = app.clock.now_ms();
+    app.db
+        .write(move |tx| {
+            idempotency::run(tx, &user_id, key.as_deref(), &fingerprint, now, |tx| {
+                let new = store::insert_checkout(
+                    tx,
+                    &store::NewCheckout {
+                        session: &session,
+                        user_id: &user_id,
+                        mode: CheckoutMode::Payment,
+                        plan_id: None,
+                        pack_id: Some(&pack.id),
+                        customer_id: &customer,
+                    },
+                    now,
+                )?;
+                if new {
+                    store::insert_pending_pack(tx, &user_id, &pack, &session.id, now)?;
+                    audit::record(
+                        tx,
+                        now,
+                        &actor,
+                        Event::new("billing.pack_checkout_created")
+                            .target("checkout_session", &session.id)
+                            .details(json!({
+                                "mode": "payment",
+                                "pack_id": pack.id,
+                                "tokens": pack.tokens,
+                                "amount_cents": pack.price_cents,
+                                "currency": pack.currency,
+                                "stripe_customer_id": customer,
+                            })),
+                    )?;
+                }
+                Ok(Stored::json(
+                    Status::Created,
+                    &CheckoutResponse {
+                        id: session.id.clone(),
+                        url,
+                    },
+                ))
+            })
+        })
+        .await
+}
