@@ -90,8 +90,11 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
             "SMTP_URL is not set: emails are NOT sent; the development mailer prints each whole message, links and tokens included, to the log"
         );
     }
+    // Stripe's webhook events are handled by billing: grants, clawbacks, subscription state.
+    let webhooks = webhooks::Webhooks::new(Arc::new(billing::events::BillingEvents::new(&app)));
     Ok(rocket::custom(figment)
         .manage(app)
+        .manage(webhooks)
         .attach(http::HttpBasics)
         .attach(AdHoc::on_liftoff("background workers", |rocket| {
             Box::pin(async move { start_workers(rocket) })

@@ -75,6 +75,22 @@ pub fn password_reset(base_url: &str, to: &str, token: &str) -> Email {
     )
 }
 
+/// A renewal payment failed or needs the customer's action.
+pub fn payment_problem(base_url: &str, to: &str, invoice_url: Option<&str>) -> Email {
+    let link = invoice_url.map_or_else(
+        || format!("{}/billing", base_url.trim_end_matches('/')),
+        str::to_owned,
+    );
+    with_link(
+        to,
+        "Your audiostudio payment did not go through",
+        "We could not collect the payment for your subscription. Your plan stays active for now; please update your payment method.",
+        "Review the invoice",
+        &link,
+        "If you already fixed this, ignore this message.",
+    )
+}
+
 /// Queues a message inside the caller's transaction; it goes out only if that commits.
 pub fn enqueue(tx: &Transaction<'_>, email: &Email, now: Millis) -> rusqlite::Result<()> {
     tx.execute(

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod events;
 pub mod purchase;
 pub mod store;
 pub mod stripe;

@@ -318,7 +318,12 @@ pub struct PortalSession {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SubscriptionItem {
     pub id: String,
-    pub price: Price,
+    /// Stripe sends both `price` and the legacy `plan` (same id); older APIs and
+    /// localstripe send only `plan`.
+    #[serde(default)]
+    pub price: Option<Price>,
+    #[serde(default)]
+    pub plan: Option<Price>,
     #[serde(default)]
     pub quantity: Option<i64>,
     /// Where newer API versions keep the period (unix seconds).
@@ -381,7 +386,11 @@ impl Subscription {
 
     /// The price of the first item (our subscriptions have exactly one).
     pub fn price_id(&self) -> Option<&str> {
-        self.items.data.first().map(|i| i.price.id.as_str())
+        let item = self.items.data.first()?;
+        item.price
+            .as_ref()
+            .or(item.plan.as_ref())
+            .map(|p| p.id.as_str())
     }
 
     /// Whether the subscription still gives access (and can be changed).
@@ -421,6 +430,9 @@ pub struct InvoiceLine {
     pub period: Period,
     #[serde(default)]
     pub price: Option<Price>,
+    /// The legacy name of `price`, all that localstripe sends.
+    #[serde(default)]
+    pub plan: Option<Price>,
     #[serde(default)]
     pub proration: bool,
     #[serde(default)]

@@ -1,0 +1,556 @@
+//! What Stripe's webhook events mean for us: subscription state and tokens from money.
+//!
+//! Every handler fetches the current object from Stripe instead of trusting the event's
+//! payload, so late, repeated and reordered deliveries converge on the same state, and
+//! every grant or clawback is keyed by a Stripe object id, so it happens at most once.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::Notify;
+
+use super::store;
+use super::stripe::{self, Stripe, StripeError};
+use crate::accounts::email;
+use crate::audit::{self, Actor, Event};
+use crate::clock::{Millis, SharedClock};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::error::ApiError;
+use crate::tokens::ledger::{self, Grant, Granted, Source};
+use crate::webhooks::{BoxFuture, EventHandler, Handled, HandlerError, StoredEvent};
+
+/// Subscription tokens stay usable this long after their period ends, so a renewal that
+/// is a little late never leaves a subscriber without tokens.
+pub const GRANT_GRACE_MS: Millis = 3 * 24 * 3600 * 1000;
+
+/// The event handler billing registers with the webhook worker.
+pub struct BillingEvents {
+    db: Db,
+    clock: SharedClock,
+    settings: Settings,
+    mail_wakeup: Arc<Notify>,
+}
+
+impl BillingEvents {
+    pub fn new(app: &crate::App) -> BillingEvents {
+        BillingEvents {
+            db: app.db.clone(),
+            clock: app.clock.clone(),
+            settings: app.settings.clone(),
+            mail_wakeup: app.mail_wakeup.clone(),
+        }
+    }
+}
+
+impl EventHandler for BillingEvents {
+    fn handle<'a>(
+        &'a self,
+        event: &'a StoredEvent,
+    ) -> BoxFuture<'a, Result<Handled, HandlerError>> {
+        Box::pin(self.dispatch(event))
+    }
+}
+
+/// Stripe being down is worth retrying; an object that does not exist is not.
+fn stripe_failure(e: StripeError) -> HandlerError {
+    if e.is_transient() {
+        HandlerError::Retry(anyhow::anyhow!("Stripe: {e}"))
+    } else {
+        HandlerError::Permanent(anyhow::anyhow!("Stripe: {e}"))
+    }
+}
+
+fn write_failure(e: ApiError) -> HandlerError {
+    HandlerError::Retry(anyhow::anyhow!("{e}: {e:?}"))
+}
+
+fn sweeper_actor() -> Actor {
+    Actor {
+        user_agent: Some("stripe-webhook".into()),
+        ..Actor::default()
+    }
+}
+
+impl BillingEvents {
+    async fn dispatch(&self, event: &StoredEvent) -> Result<Handled, HandlerError> {
+        let kind = event.event_type.as_str();
+        let known = matches!(
+            kind,
+            "checkout.session.completed"
+                | "checkout.session.async_payment_succeeded"
+                | "customer.subscription.created"
+                | "customer.subscription.updated"
+                | "customer.subscription.deleted"
+                | "invoice.paid"
+                | "invoice.payment_succeeded"
+                | "invoice.payment_failed"
+                | "invoice.payment_action_required"
+                | "payment_intent.succeeded"
+                | "payment_intent.payment_failed"
+                | "charge.refunded"
+        );
+        if !known {
+            return Ok(Handled::Ignored);
+        }
+        let object = event.object_id.clone().ok_or_else(|| {
+            HandlerError::Permanent(anyhow::anyhow!("the event has no data.object.id"))
+        })?;
+        let stripe = Stripe::from_settings(&self.settings).map_err(stripe_failure)?;
+        match kind {
+            "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+                self.checkout_completed(&stripe, &object).await
+            }
+            "customer.subscription.created"
+            | "customer.subscription.updated"
+            | "customer.subscription.deleted" => self
+                .sync_subscription(&stripe, &object)
+                .await
+                .map(|_| Handled::Processed),
+            "invoice.paid" | "invoice.payment_succeeded" => {
+                self.invoice_paid(&stripe, &object).await
+            }
+            "invoice.payment_failed" | "invoice.payment_action_required" => {
+                self.invoice_failed(&stripe, &object, kind).await
+            }
+            "payment_intent.succeeded" => self.payment_succeeded(&stripe, &object).await,
+            "payment_intent.payment_failed" => self.payment_failed(&stripe, &object).await,
+            "charge.refunded" => self.charge_refunded(&stripe, &object).await,
+            _ => Ok(Handled::Ignored),
+        }
+    }
+
+    /// Whose customer this is: our record, or the user id we put in its metadata.
+    async fn user_of_customer(
+        &self,
+        customer: Option<&str>,
+        metadata_user: Option<&str>,
+    ) -> Result<String, HandlerError> {
+        let (customer, metadata_user) = (
+            customer.map(str::to_owned),
+            metadata_user.map(str::to_owned),
+        );
+        let user = self
+            .db
+            .read(move |c| {
+                if let Some(customer) = &customer
+                    && let Some(user) = store::user_by_customer(c, customer)?
+                {
+                    return Ok::<_, ApiError>(Some(user));
+                }
+                match &metadata_user {
+                    Some(id) => Ok(c
+                        .query_row("SELECT id FROM users WHERE id = ?1", [id], |r| {
+                            r.get::<_, String>(0)
+                        })
+                        .ok()),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .map_err(write_failure)?;
+        user.ok_or_else(|| {
+            HandlerError::Permanent(anyhow::anyhow!("no user for this Stripe customer"))
+        })
+    }
+
+    /// Brings our copy of a subscription up to Stripe's current state.
+    async fn sync_subscription(
+        &self,
+        stripe: &Stripe,
+        id: &str,
+    ) -> Result<stripe::Subscription, HandlerError> {
+        let subscription = stripe.get_subscription(id).await.map_err(stripe_failure)?;
+        let user_id = self
+            .user_of_customer(
+                subscription.customer.as_deref(),
+                subscription.metadata.get("user_id").map(String::as_str),
+            )
+            .await?;
+        let price = subscription
+            .price_id()
+            .ok_or_else(|| {
+                HandlerError::Permanent(anyhow::anyhow!("subscription {id} has no price"))
+            })?
+            .to_owned();
+        let now = self.clock.now_ms();
+        let sub = subscription.clone();
+        self.db
+            .write(move |tx| {
+                let plan = store::plan_by_price(tx, &price)?
+                    .ok_or_else(|| ApiError::Conflict(format!("no plan sells Stripe price {price}")))?;
+                let (before, after) = store::upsert_subscription(tx, &user_id, &plan.view.id, &sub, now)?;
+                let kind = match &before {
+                    None => Some("started"),
+                    Some(b) if b.plan_id != after.plan_id => Some("plan_changed"),
+                    Some(b) if !b.cancel_at_period_end && after.cancel_at_period_end => Some("cancel_scheduled"),
+                    Some(b) if b.cancel_at_period_end && !after.cancel_at_period_end => Some("resumed"),
+                    Some(b) if b.status != after.status && after.status == "canceled" => Some("canceled"),
+                    Some(b) if b.status != after.status => Some("status_changed"),
+                    Some(_) => None,
+                };
+                if let Some(kind) = kind {
+                    store::record_change(
+                        tx,
+                        &store::Change {
+                            user_id: &user_id,
+                            stripe_subscription_id: Some(&sub.id),
+                            kind,
+                            from_plan_id: before.as_ref().map(|b| b.plan_id.as_str()),
+                            to_plan_id: Some(&after.plan_id),
+                            status: Some(&after.status),
+                            details: json!({ "source": "webhook" }),
+                        },
+                        now,
+                    )?;
+                    let event = Event::new("billing.subscription_changed")
+                        .target("user", &user_id)
+                        .details(json!({ "subscription": sub.id, "change": kind, "status": after.status, "plan": after.plan_id }));
+                    audit::record(tx, now, &sweeper_actor(), event)?;
+                }
+                Ok::<_, ApiError>(())
+            })
+            .await
+            .map_err(|e| match e {
+                ApiError::Conflict(m) => HandlerError::Permanent(anyhow::anyhow!(m)),
+                other => write_failure(other),
+            })?;
+        Ok(subscription)
+    }
+
+    async fn checkout_completed(&self, stripe: &Stripe, id: &str) -> Result<Handled, HandlerError> {
+        let session = stripe
+            .get_checkout_session(id)
+            .await
+            .map_err(stripe_failure)?;
+        let paid = matches!(
+            session.payment_status.as_deref(),
+            Some("paid" | "no_payment_required")
+        );
+        let now = self.clock.now_ms();
+        let record = session.clone();
+        self.db
+            .write(move |tx| Ok::<_, ApiError>(store::update_checkout(tx, &record, now)?))
+            .await
+            .map_err(write_failure)?;
+        if !paid {
+            // An asynchronous payment (e.g. a bank debit) is not through yet; its
+            // `checkout.session.async_payment_succeeded` will come.
+            return Ok(Handled::Processed);
+        }
+        match session.mode.as_deref() {
+            Some("subscription") => {
+                if let Some(subscription) = &session.subscription {
+                    self.sync_subscription(stripe, subscription).await?;
+                }
+                Ok(Handled::Processed)
+            }
+            Some("payment") => {
+                let user = session
+                    .metadata
+                    .get("user_id")
+                    .or(session.client_reference_id.as_ref());
+                let user_id = self
+                    .user_of_customer(session.customer.as_deref(), user.map(String::as_str))
+                    .await?;
+                let pack_id = session.metadata.get("pack_id").cloned().ok_or_else(|| {
+                    HandlerError::Permanent(anyhow::anyhow!("payment session {id} has no pack_id"))
+                })?;
+                let reference = session
+                    .payment_intent
+                    .clone()
+                    .unwrap_or_else(|| session.id.clone());
+                self.grant_pack(&user_id, &pack_id, &reference, Some(&session.id))
+                    .await
+            }
+            _ => Ok(Handled::Ignored),
+        }
+    }
+
+    /// Grants a paid pack once, keyed by its payment, never expiring.
+    async fn grant_pack(
+        &self,
+        user_id: &str,
+        pack_id: &str,
+        payment: &str,
+        session: Option<&str>,
+    ) -> Result<Handled, HandlerError> {
+        let now = self.clock.now_ms();
+        let (user_id, pack_id, payment, session) = (
+            user_id.to_owned(),
+            pack_id.to_owned(),
+            payment.to_owned(),
+            session.map(str::to_owned),
+        );
+        self.db
+            .write(move |tx| {
+                // The tokens promised when the checkout started, or the pack's tokens today.
+                let promised: Option<i64> = match &session {
+                    Some(s) => tx
+                        .query_row(
+                            "SELECT tokens FROM user_token_packs WHERE stripe_checkout_session_id = ?1 AND user_id = ?2",
+                            [s, &user_id],
+                            |r| r.get(0),
+                        )
+                        .ok(),
+                    None => None,
+                };
+                let tokens = match promised {
+                    Some(t) => t,
+                    None => store::pack(tx, &pack_id)?.ok_or(ApiError::NotFound)?.tokens,
+                };
+                let granted = ledger::grant(
+                    tx,
+                    &Grant {
+                        user_id: &user_id,
+                        source: Source::Purchase,
+                        source_ref: &payment,
+                        amount: tokens,
+                        expires_at: None,
+                        description: Some("token pack"),
+                    },
+                    now,
+                )?;
+                tx.execute(
+                    "UPDATE user_token_packs SET status = 'completed', stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, ?2),
+                            completed_at = COALESCE(completed_at, ?3)
+                     WHERE (stripe_checkout_session_id = ?1 OR stripe_payment_intent_id = ?2) AND status = 'pending'",
+                    rusqlite::params![session, payment, now],
+                )?;
+                if let Granted::New { lot_id, .. } = granted {
+                    let event = Event::new("billing.tokens_granted")
+                        .target("user", &user_id)
+                        .details(json!({ "source": "purchase", "pack": pack_id, "payment": payment, "tokens": tokens, "lot": lot_id }));
+                    audit::record(tx, now, &sweeper_actor(), event)?;
+                }
+                Ok::<_, ApiError>(())
+            })
+            .await
+            .map_err(write_failure)?;
+        Ok(Handled::Processed)
+    }
+
+    /// Pack purchases whose payment intent carries our metadata (the Checkout event
+    /// usually comes first; both grant under the same payment id, so only once).
+    async fn payment_succeeded(&self, stripe: &Stripe, id: &str) -> Result<Handled, HandlerError> {
+        let intent = stripe
+            .get_payment_intent(id)
+            .await
+            .map_err(stripe_failure)?;
+        let (Some(user), Some(pack)) = (
+            intent.metadata.get("user_id"),
+            intent.metadata.get("pack_id"),
+        ) else {
+            return Ok(Handled::Ignored);
+        };
+        if intent.status.as_deref() != Some("succeeded") {
+            return Ok(Handled::Processed);
+        }
+        let user_id = self
+            .user_of_customer(intent.customer.as_deref(), Some(user))
+            .await?;
+        self.grant_pack(&user_id, pack, &intent.id, None).await
+    }
+
+    async fn payment_failed(&self, stripe: &Stripe, id: &str) -> Result<Handled, HandlerError> {
+        let intent = stripe
+            .get_payment_intent(id)
+            .await
+            .map_err(stripe_failure)?;
+        if intent.metadata.get("pack_id").is_none() || intent.status.as_deref() == Some("succeeded")
+        {
+            return Ok(Handled::Ignored);
+        }
+        tracing::info!(payment_intent = %intent.id, "a token-pack payment failed");
+        Ok(Handled::Processed)
+    }
+
+    /// A paid subscription invoice grants the plan's monthly tokens for its period, once;
+    /// an upgrade's prorated invoice grants the difference between the plans.
+    async fn invoice_paid(&self, stripe: &Stripe, id: &str) -> Result<Handled, HandlerError> {
+        let invoice = stripe.get_invoice(id).await.map_err(stripe_failure)?;
+        let paid = invoice.status.as_deref() == Some("paid") || invoice.paid == Some(true);
+        let Some(subscription_id) = invoice.subscription.clone() else {
+            return Ok(Handled::Ignored);
+        };
+        if !paid {
+            return Ok(Handled::Processed);
+        }
+        let subscription = self.sync_subscription(stripe, &subscription_id).await?;
+        let user_id = self
+            .user_of_customer(
+                subscription.customer.as_deref(),
+                subscription.metadata.get("user_id").map(String::as_str),
+            )
+            .await?;
+        let lines = invoice
+            .lines
+            .as_ref()
+            .map(|l| l.data.as_slice())
+            .unwrap_or_default();
+        let line_price =
+            |l: &stripe::InvoiceLine| l.price.as_ref().or(l.plan.as_ref()).map(|p| p.id.clone());
+        // The period the invoice pays for: its subscription line, else the subscription's.
+        let period_end = lines
+            .iter()
+            .filter(|l| !l.proration)
+            .find_map(|l| l.period.end)
+            .or(subscription.period().1)
+            .or(invoice.period_end);
+        let new_price = lines
+            .iter()
+            .filter(|l| l.amount > 0)
+            .find_map(line_price)
+            .or(subscription.price_id().map(str::to_owned));
+        let old_price = if invoice.billing_reason.as_deref() == Some("subscription_update") {
+            lines
+                .iter()
+                .filter(|l| l.proration && l.amount < 0)
+                .find_map(line_price)
+        } else {
+            None
+        };
+        let now = self.clock.now_ms();
+        let invoice_id = invoice.id.clone();
+        self.db
+            .write(move |tx| {
+                let price = new_price.ok_or_else(|| ApiError::Conflict("the invoice names no price".into()))?;
+                let plan = store::plan_by_price(tx, &price)?
+                    .ok_or_else(|| ApiError::Conflict(format!("no plan sells Stripe price {price}")))?;
+                let previous = match &old_price {
+                    Some(p) => store::plan_by_price(tx, p)?.map_or(0, |p| p.view.monthly_tokens),
+                    None => 0,
+                };
+                let tokens = plan.view.monthly_tokens - previous;
+                if tokens <= 0 {
+                    return Ok(());
+                }
+                let expires_at = period_end.map(|end| end.saturating_mul(1000).saturating_add(GRANT_GRACE_MS));
+                let granted = ledger::grant(
+                    tx,
+                    &Grant {
+                        user_id: &user_id,
+                        source: Source::Subscription,
+                        source_ref: &invoice_id,
+                        amount: tokens,
+                        expires_at,
+                        description: Some(if previous > 0 { "plan upgrade" } else { "monthly allowance" }),
+                    },
+                    now,
+                )?;
+                if let Granted::New { lot_id, .. } = granted {
+                    let event = Event::new("billing.tokens_granted").target("user", &user_id).details(json!({
+                        "source": "subscription", "invoice": invoice_id, "plan": plan.view.id, "tokens": tokens, "lot": lot_id
+                    }));
+                    audit::record(tx, now, &sweeper_actor(), event)?;
+                }
+                Ok::<_, ApiError>(())
+            })
+            .await
+            .map_err(|e| match e {
+                ApiError::Conflict(m) => HandlerError::Permanent(anyhow::anyhow!(m)),
+                other => write_failure(other),
+            })?;
+        Ok(Handled::Processed)
+    }
+
+    /// A failed renewal: the subscription is past due (per Stripe) and the user hears of it.
+    async fn invoice_failed(
+        &self,
+        stripe: &Stripe,
+        id: &str,
+        kind: &str,
+    ) -> Result<Handled, HandlerError> {
+        let invoice = stripe.get_invoice(id).await.map_err(stripe_failure)?;
+        let Some(subscription_id) = invoice.subscription.clone() else {
+            return Ok(Handled::Ignored);
+        };
+        let subscription = self.sync_subscription(stripe, &subscription_id).await?;
+        let user_id = self
+            .user_of_customer(
+                subscription.customer.as_deref(),
+                subscription.metadata.get("user_id").map(String::as_str),
+            )
+            .await?;
+        let now = self.clock.now_ms();
+        let (invoice_id, url, kind) = (
+            invoice.id.clone(),
+            invoice.hosted_invoice_url.clone(),
+            kind.to_owned(),
+        );
+        let base = self.settings.public_base_url.clone();
+        let queued = self
+            .db
+            .write(move |tx| {
+                // One email per invoice and event type, however many deliveries.
+                let marker = format!("{kind}:{invoice_id}");
+                let first = tx.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, 'notified', ?2) ON CONFLICT (key) DO NOTHING",
+                    rusqlite::params![format!("billing.notice.{marker}"), now],
+                )? == 1;
+                if first {
+                    let to: String = tx.query_row("SELECT email FROM users WHERE id = ?1", [&user_id], |r| r.get(0))?;
+                    email::enqueue(tx, &email::payment_problem(&base, &to, url.as_deref()), now)?;
+                    let event = Event::new("billing.payment_failed")
+                        .target("user", &user_id)
+                        .details(json!({ "invoice": invoice_id, "event": kind }));
+                    audit::record(tx, now, &sweeper_actor(), event)?;
+                }
+                Ok::<_, ApiError>(first)
+            })
+            .await
+            .map_err(write_failure)?;
+        if queued {
+            self.mail_wakeup.notify_one();
+        }
+        Ok(Handled::Processed)
+    }
+
+    /// Claws back the refunded share of a purchase's tokens, once per cumulative amount.
+    async fn charge_refunded(&self, stripe: &Stripe, id: &str) -> Result<Handled, HandlerError> {
+        let charge = stripe.get_charge(id).await.map_err(stripe_failure)?;
+        let payment = charge
+            .payment_intent
+            .clone()
+            .unwrap_or_else(|| charge.id.clone());
+        let paid = charge.amount_captured.unwrap_or(charge.amount);
+        if paid <= 0 || charge.amount_refunded <= 0 {
+            return Ok(Handled::Processed);
+        }
+        let now = self.clock.now_ms();
+        let (charge_id, refunded, invoice) = (
+            charge.id.clone(),
+            charge.amount_refunded.min(paid),
+            charge.invoice.clone(),
+        );
+        self.db
+            .write(move |tx| {
+                // The lot this charge minted: a pack purchase (by payment) or an invoice.
+                let lot: Option<(i64, String, i64)> = tx
+                    .query_row(
+                        "SELECT id, user_id, amount FROM token_lots
+                         WHERE (source = 'purchase' AND source_ref = ?1) OR (source = 'subscription' AND source_ref = ?2)",
+                        rusqlite::params![payment, invoice],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .ok();
+                let Some((lot_id, user_id, tokens)) = lot else {
+                    return Ok(false);
+                };
+                // Round the share down: a customer is never charged a token they paid for.
+                let target = i64::try_from(i128::from(tokens) * i128::from(refunded) / i128::from(paid)).unwrap_or(tokens);
+                let reference = format!("refund:{charge_id}");
+                let clawed = ledger::claw_back(tx, &user_id, Some(lot_id), &reference, target, "refund", now)?;
+                if clawed.taken > 0 || clawed.shortfall > 0 {
+                    let event = Event::new("billing.tokens_clawed_back").target("user", &user_id).details(json!({
+                        "charge": charge_id, "refunded_cents": refunded, "taken": clawed.taken, "shortfall": clawed.shortfall
+                    }));
+                    audit::record(tx, now, &sweeper_actor(), event)?;
+                }
+                Ok::<_, ApiError>(true)
+            })
+            .await
+            .map_err(write_failure)
+            .map(|found| if found { Handled::Processed } else { Handled::Ignored })
+    }
+}
