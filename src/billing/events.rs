@@ -357,7 +357,7 @@ impl BillingEvents {
             .get_payment_intent(id)
             .await
             .map_err(stripe_failure)?;
-        if intent.metadata.get("pack_id").is_none() || intent.status.as_deref() == Some("succeeded")
+        if !intent.metadata.contains_key("pack_id") || intent.status.as_deref() == Some("succeeded")
         {
             return Ok(Handled::Ignored);
         }
