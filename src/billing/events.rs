@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use rusqlite::OptionalExtension;
 use serde_json::json;
 use tokio::sync::Notify;
 
@@ -187,6 +188,10 @@ impl BillingEvents {
                     Some(b) if b.cancel_at_period_end && !after.cancel_at_period_end => Some("resumed"),
                     Some(b) if b.status != after.status && after.status == "canceled" => Some("canceled"),
                     Some(b) if b.status != after.status => Some("status_changed"),
+                    // A new period began: the renewal shows in the history.
+                    Some(b) if b.current_period_start.is_some() && after.current_period_start > b.current_period_start => {
+                        Some("renewed")
+                    }
                     Some(_) => None,
                 };
                 if let Some(kind) = kind {
@@ -284,20 +289,38 @@ impl BillingEvents {
         );
         self.db
             .write(move |tx| {
+                // This payment minted its lot already (its other event came first): done,
+                // whatever the pack's tokens are today.
+                let existing: Option<String> = tx
+                    .query_row(
+                        "SELECT user_id FROM token_lots WHERE source = 'purchase' AND source_ref = ?1",
+                        [&payment],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(owner) = existing {
+                    if owner != user_id {
+                        return Err(ApiError::Conflict(format!("payment {payment} already granted tokens to another user")));
+                    }
+                    complete_pack(tx, session.as_deref(), &payment, now)?;
+                    return Ok(());
+                }
                 // The tokens promised when the checkout started, or the pack's tokens today.
-                let promised: Option<i64> = match &session {
-                    Some(s) => tx
-                        .query_row(
-                            "SELECT tokens FROM user_token_packs WHERE stripe_checkout_session_id = ?1 AND user_id = ?2",
-                            [s, &user_id],
-                            |r| r.get(0),
-                        )
-                        .ok(),
-                    None => None,
-                };
+                let promised: Option<i64> = tx
+                    .query_row(
+                        "SELECT tokens FROM user_token_packs
+                         WHERE user_id = ?1 AND (stripe_checkout_session_id = ?2 OR stripe_payment_intent_id = ?3)",
+                        rusqlite::params![user_id, session, payment],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
                 let tokens = match promised {
                     Some(t) => t,
-                    None => store::pack(tx, &pack_id)?.ok_or(ApiError::NotFound)?.tokens,
+                    None => {
+                        store::pack(tx, &pack_id)?
+                            .ok_or_else(|| ApiError::Conflict(format!("no token pack {pack_id}")))?
+                            .tokens
+                    }
                 };
                 let granted = ledger::grant(
                     tx,
@@ -311,12 +334,7 @@ impl BillingEvents {
                     },
                     now,
                 )?;
-                tx.execute(
-                    "UPDATE user_token_packs SET status = 'completed', stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, ?2),
-                            completed_at = COALESCE(completed_at, ?3)
-                     WHERE (stripe_checkout_session_id = ?1 OR stripe_payment_intent_id = ?2) AND status = 'pending'",
-                    rusqlite::params![session, payment, now],
-                )?;
+                complete_pack(tx, session.as_deref(), &payment, now)?;
                 if let Granted::New { lot_id, .. } = granted {
                     let event = Event::new("billing.tokens_granted")
                         .target("user", &user_id)
@@ -326,7 +344,11 @@ impl BillingEvents {
                 Ok::<_, ApiError>(())
             })
             .await
-            .map_err(write_failure)?;
+            .map_err(|e| match e {
+                // An unknown pack or a payment of someone else: retrying cannot help.
+                ApiError::Conflict(m) => HandlerError::Permanent(anyhow::anyhow!(m)),
+                other => write_failure(other),
+            })?;
         Ok(Handled::Processed)
     }
 
@@ -349,7 +371,18 @@ impl BillingEvents {
         let user_id = self
             .user_of_customer(intent.customer.as_deref(), Some(user))
             .await?;
-        self.grant_pack(&user_id, pack, &intent.id, None).await
+        // The Checkout Session that took this payment, so the purchase gets the tokens
+        // promised when it started even if this event comes before the session's.
+        let sessions: stripe::List<stripe::CheckoutSession> = stripe
+            .get(
+                "v1/checkout/sessions",
+                &[("payment_intent", intent.id.as_str()), ("limit", "1")],
+            )
+            .await
+            .map_err(stripe_failure)?;
+        let session = sessions.data.first().map(|s| s.id.clone());
+        self.grant_pack(&user_id, pack, &intent.id, session.as_deref())
+            .await
     }
 
     async fn payment_failed(&self, stripe: &Stripe, id: &str) -> Result<Handled, HandlerError> {
@@ -466,6 +499,12 @@ impl BillingEvents {
             return Ok(Handled::Ignored);
         };
         let subscription = self.sync_subscription(stripe, &subscription_id).await?;
+        // A late notice about an invoice that has been paid (a retry went through) or
+        // voided since: the user has nothing to fix.
+        if matches!(invoice.status.as_deref(), Some("paid" | "void")) || invoice.paid == Some(true)
+        {
+            return Ok(Handled::Processed);
+        }
         let user_id = self
             .user_of_customer(
                 subscription.customer.as_deref(),
@@ -482,8 +521,9 @@ impl BillingEvents {
         let queued = self
             .db
             .write(move |tx| {
-                // One email per invoice and event type, however many deliveries.
-                let marker = format!("{kind}:{invoice_id}");
+                // One email per invoice, however many deliveries, failed retries or
+                // requests for action it brings.
+                let marker = format!("invoice:{invoice_id}");
                 let first = tx.execute(
                     "INSERT INTO settings (key, value, updated_at) VALUES (?1, 'notified', ?2) ON CONFLICT (key) DO NOTHING",
                     rusqlite::params![format!("billing.notice.{marker}"), now],
@@ -517,6 +557,25 @@ impl BillingEvents {
         if paid <= 0 || charge.amount_refunded <= 0 {
             return Ok(Handled::Processed);
         }
+        // A refund may be processed before the event of the payment it refunds (both are
+        // retried and reordered). Make that grant now, exactly as its own event would (it
+        // is keyed the same way, so that event later finds it done); otherwise the grant
+        // would come after the clawback and the refunded tokens would stay.
+        let (lookup_payment, lookup_invoice) = (payment.clone(), charge.invoice.clone());
+        let minted = self
+            .db
+            .read(move |c| {
+                Ok::<_, ApiError>(minted_lot(c, &lookup_payment, lookup_invoice.as_deref())?)
+            })
+            .await
+            .map_err(write_failure)?;
+        if minted.is_none() {
+            if let Some(invoice) = &charge.invoice {
+                self.invoice_paid(stripe, invoice).await?;
+            } else if let Some(intent) = &charge.payment_intent {
+                self.payment_succeeded(stripe, intent).await?;
+            }
+        }
         let now = self.clock.now_ms();
         let (charge_id, refunded, invoice) = (
             charge.id.clone(),
@@ -526,23 +585,21 @@ impl BillingEvents {
         self.db
             .write(move |tx| {
                 // The lot this charge minted: a pack purchase (by payment) or an invoice.
-                let lot: Option<(i64, String, i64)> = tx
-                    .query_row(
-                        "SELECT id, user_id, amount FROM token_lots
-                         WHERE (source = 'purchase' AND source_ref = ?1) OR (source = 'subscription' AND source_ref = ?2)",
-                        rusqlite::params![payment, invoice],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .ok();
-                let Some((lot_id, user_id, tokens)) = lot else {
+                let Some(lot) = minted_lot(tx, &payment, invoice.as_deref())? else {
                     return Ok(false);
                 };
                 // Round the share down: a customer is never charged a token they paid for.
-                let target = i64::try_from(i128::from(tokens) * i128::from(refunded) / i128::from(paid)).unwrap_or(tokens);
+                let target = i64::try_from(i128::from(lot.amount) * i128::from(refunded) / i128::from(paid)).unwrap_or(lot.amount);
                 let reference = format!("refund:{charge_id}");
-                let clawed = ledger::claw_back(tx, &user_id, Some(lot_id), &reference, target, "refund", now)?;
+                let clawed = ledger::claw_back(tx, &lot.user_id, Some(lot.id), &reference, target, "refund", now)?;
+                if lot.source == "purchase" && refunded >= paid {
+                    tx.execute(
+                        "UPDATE user_token_packs SET status = 'refunded' WHERE stripe_payment_intent_id = ?1 AND user_id = ?2",
+                        rusqlite::params![payment, lot.user_id],
+                    )?;
+                }
                 if clawed.taken > 0 || clawed.shortfall > 0 {
-                    let event = Event::new("billing.tokens_clawed_back").target("user", &user_id).details(json!({
+                    let event = Event::new("billing.tokens_clawed_back").target("user", &lot.user_id).details(json!({
                         "charge": charge_id, "refunded_cents": refunded, "taken": clawed.taken, "shortfall": clawed.shortfall
                     }));
                     audit::record(tx, now, &sweeper_actor(), event)?;
@@ -553,4 +610,52 @@ impl BillingEvents {
             .map_err(write_failure)
             .map(|found| if found { Handled::Processed } else { Handled::Ignored })
     }
+}
+
+/// A lot some Stripe payment minted.
+struct MintedLot {
+    id: i64,
+    user_id: String,
+    amount: i64,
+    source: String,
+}
+
+/// The lot a charge paid for: a pack purchase (keyed by its payment) or a subscription
+/// invoice.
+fn minted_lot(
+    conn: &rusqlite::Connection,
+    payment: &str,
+    invoice: Option<&str>,
+) -> rusqlite::Result<Option<MintedLot>> {
+    conn.query_row(
+        "SELECT id, user_id, amount, source FROM token_lots
+         WHERE (source = 'purchase' AND source_ref = ?1) OR (source = 'subscription' AND source_ref = ?2)
+         ORDER BY id LIMIT 1",
+        rusqlite::params![payment, invoice],
+        |r| {
+            Ok(MintedLot {
+                id: r.get(0)?,
+                user_id: r.get(1)?,
+                amount: r.get(2)?,
+                source: r.get(3)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// Marks the pending purchase of `payment` (started as Checkout `session`) completed.
+fn complete_pack(
+    tx: &rusqlite::Transaction<'_>,
+    session: Option<&str>,
+    payment: &str,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE user_token_packs SET status = 'completed', stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, ?2),
+                completed_at = COALESCE(completed_at, ?3)
+         WHERE (stripe_checkout_session_id = ?1 OR stripe_payment_intent_id = ?2) AND status = 'pending'",
+        rusqlite::params![session, payment, now],
+    )?;
+    Ok(())
 }

@@ -3,7 +3,8 @@
 //! It records every request (method, path, headers, decoded form fields), keeps the objects
 //! it created, replays POSTs with a known `Idempotency-Key` like Stripe does, and can be
 //! told to fail or stall the next requests. It covers what billing calls: customers,
-//! products, prices, Checkout and Portal sessions, subscriptions, invoices and charges.
+//! products, prices, Checkout and Portal sessions, subscriptions, invoices, charges and
+//! payment intents; tests seed the objects webhooks refer to with `insert` and `patch`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -88,10 +89,19 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A port nothing listens on (yet): for a Stripe that is unreachable until started there.
+pub fn unused_port() -> u16 {
+    free_port()
+}
+
 impl FakeStripe {
     pub async fn start() -> FakeStripe {
+        FakeStripe::start_on(free_port()).await
+    }
+
+    /// Serves on `port`, e.g. one an app was pointed at while nothing listened there.
+    pub async fn start_on(port: u16) -> FakeStripe {
         let state = Arc::new(Mutex::new(FakeState::default()));
-        let port = free_port();
         let config = rocket::Config {
             address: Ipv4Addr::LOCALHOST.into(),
             port,
@@ -167,6 +177,18 @@ impl FakeStripe {
     pub fn insert(&self, object: Value) {
         let id = object["id"].as_str().unwrap().to_owned();
         self.state().objects.insert(id, object);
+    }
+
+    /// Sets top-level fields of a stored object, as Stripe's own changes would.
+    pub fn patch(&self, id: &str, fields: Value) {
+        let mut state = self.state();
+        let object = state
+            .objects
+            .get_mut(id)
+            .unwrap_or_else(|| panic!("the fake has no object {id}"));
+        for (key, value) in fields.as_object().expect("an object of fields") {
+            object[key.as_str()] = value.clone();
+        }
     }
 
     /// A price with a known id: recurring every `interval`, or one-time.
@@ -350,11 +372,20 @@ impl FakeState {
     }
 
     fn list(&self, kind: &str, customer: Option<&str>, limit: usize) -> Value {
+        self.list_where(kind, &[("customer", customer.map(str::to_owned))], limit)
+    }
+
+    /// Objects of `kind` whose fields equal every given filter, newest first.
+    fn list_where(&self, kind: &str, filters: &[(&str, Option<String>)], limit: usize) -> Value {
         let mut data: Vec<Value> = self
             .objects
             .values()
             .filter(|o| o["object"] == kind)
-            .filter(|o| customer.is_none_or(|c| o["customer"] == c))
+            .filter(|o| {
+                filters
+                    .iter()
+                    .all(|(field, value)| value.as_ref().is_none_or(|v| o[*field] == v.as_str()))
+            })
             .cloned()
             .collect();
         data.sort_by_key(|o| std::cmp::Reverse(o["created"].as_i64().unwrap_or(0)));
@@ -432,6 +463,18 @@ impl FakeState {
                 }
             }
             ("POST", ["v1", "checkout", "sessions"]) => self.create_session(&field, &metadata),
+            ("GET", ["v1", "checkout", "sessions"]) => {
+                let limit = param("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+                Ok(self.list_where(
+                    "checkout.session",
+                    &[
+                        ("customer", param("customer")),
+                        ("payment_intent", param("payment_intent")),
+                        ("subscription", param("subscription")),
+                    ],
+                    limit,
+                ))
+            }
             ("GET", ["v1", "checkout", "sessions", id]) => self.get(id, "checkout.session"),
             ("POST", ["v1", "billing_portal", "sessions"]) => {
                 let customer = field("customer").unwrap_or_default();
@@ -469,6 +512,7 @@ impl FakeState {
             }
             ("GET", ["v1", "invoices", id]) => self.get(id, "invoice"),
             ("GET", ["v1", "charges", id]) => self.get(id, "charge"),
+            ("GET", ["v1", "payment_intents", id]) => self.get(id, "payment_intent"),
             _ => Err((
                 404,
                 json!({ "error": { "type": "invalid_request_error", "message": format!("Unrecognized request URL ({method}: {path})") } }),

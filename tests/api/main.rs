@@ -4,6 +4,7 @@ mod accounts;
 mod analytics;
 mod bad_input;
 mod billing;
+mod billing_events;
 mod email;
 mod fake_stripe;
 mod helpers;
