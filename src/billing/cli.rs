@@ -1,4 +1,4 @@
-//! The `audiostudio stripe` commands: copy the catalogue into Stripe.
+//! The `audiostudio stripe` commands: copy the catalogue into Stripe, reconcile with it.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,12 +17,74 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch each customer's subscriptions and recent paid invoices from Stripe and repair
+    /// local state and missing token grants (for webhooks that never came); safe to re-run
+    Reconcile {
+        /// Only this user (email)
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+    },
 }
 
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::SyncCatalog { json } => sync_catalog(cli, *json),
+        Command::Reconcile { user } => reconcile(cli, user.as_deref()),
     }
+}
+
+/// Fetches each customer's subscriptions and recent paid invoices from Stripe and
+/// repairs local state and missing grants, as the webhooks would have.
+fn reconcile(cli: &Cli, user: Option<&str>) -> anyhow::Result<ExitCode> {
+    use crate::billing::events::BillingEvents;
+    let settings = cli.settings()?;
+    let stripe = Stripe::from_settings(&settings).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nfix: set STRIPE_SECRET_KEY (and STRIPE_API_BASE for a fake) and run again"
+        )
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let db = crate::db::Db::open(&settings)?;
+        let email = user.map(crate::accounts::validate::normalize_email);
+        let customers: Vec<(String, String)> = db
+            .read(move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT email, stripe_customer_id FROM users
+                     WHERE stripe_customer_id IS NOT NULL AND (?1 IS NULL OR email = ?1) ORDER BY email",
+                )?;
+                let rows = stmt.query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+                Ok::<_, crate::db::DbError>(rows)
+            })
+            .await?;
+        if let Some(user) = user
+            && customers.is_empty()
+        {
+            anyhow::bail!("{user} has no Stripe customer (or no such user)");
+        }
+        let clock: crate::clock::SharedClock = std::sync::Arc::new(SystemClock);
+        let events = BillingEvents::from_parts(db, clock, settings.clone(), Default::default());
+        let mut failed = 0;
+        let mut out = std::io::stdout().lock();
+        for (email, customer) in &customers {
+            match events.reconcile_customer(&stripe, customer).await {
+                Ok(r) => writeln!(
+                    out,
+                    "{email} ({customer}): {} subscriptions synced, {} paid invoices applied",
+                    r.subscriptions, r.paid_invoices
+                )?,
+                Err(e) => {
+                    failed += 1;
+                    writeln!(out, "{email} ({customer}): FAILED: {e}")?;
+                }
+            }
+        }
+        writeln!(out, "{} customers reconciled, {failed} failed", customers.len() - failed)?;
+        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    })
 }
 
 fn sync_catalog(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {

@@ -25,6 +25,13 @@ use crate::webhooks::{BoxFuture, EventHandler, Handled, HandlerError, StoredEven
 /// is a little late never leaves a subscriber without tokens.
 pub const GRANT_GRACE_MS: Millis = 3 * 24 * 3600 * 1000;
 
+/// What `reconcile_customer` looked at.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    pub subscriptions: usize,
+    pub paid_invoices: usize,
+}
+
 /// The event handler billing registers with the webhook worker.
 pub struct BillingEvents {
     db: Db,
@@ -35,12 +42,58 @@ pub struct BillingEvents {
 
 impl BillingEvents {
     pub fn new(app: &crate::App) -> BillingEvents {
+        BillingEvents::from_parts(
+            app.db.clone(),
+            app.clock.clone(),
+            app.settings.clone(),
+            app.mail_wakeup.clone(),
+        )
+    }
+
+    /// For the CLI, which has a database but no running server.
+    pub fn from_parts(
+        db: Db,
+        clock: SharedClock,
+        settings: Settings,
+        mail_wakeup: Arc<Notify>,
+    ) -> BillingEvents {
         BillingEvents {
-            db: app.db.clone(),
-            clock: app.clock.clone(),
-            settings: app.settings.clone(),
-            mail_wakeup: app.mail_wakeup.clone(),
+            db,
+            clock,
+            settings,
+            mail_wakeup,
         }
+    }
+
+    /// Repairs what webhooks that never came would have done for one customer: brings
+    /// each of its subscriptions up to Stripe's state and applies its recent paid
+    /// invoices (each grants at most once, so running this again changes nothing).
+    pub async fn reconcile_customer(
+        &self,
+        stripe: &Stripe,
+        customer: &str,
+    ) -> Result<Reconciled, HandlerError> {
+        let mut report = Reconciled::default();
+        let subscriptions = stripe
+            .list_subscriptions(customer)
+            .await
+            .map_err(stripe_failure)?;
+        for subscription in &subscriptions.data {
+            self.sync_subscription(stripe, &subscription.id).await?;
+            report.subscriptions += 1;
+        }
+        let invoices = stripe
+            .list_invoices(customer, 24)
+            .await
+            .map_err(stripe_failure)?;
+        for invoice in invoices.data.iter().filter(|i| i.subscription.is_some()) {
+            let paid = invoice.status.as_deref() == Some("paid") || invoice.paid == Some(true);
+            if paid {
+                self.invoice_paid(stripe, &invoice.id).await?;
+                report.paid_invoices += 1;
+            }
+        }
+        Ok(report)
     }
 }
 
@@ -156,7 +209,7 @@ impl BillingEvents {
     }
 
     /// Brings our copy of a subscription up to Stripe's current state.
-    async fn sync_subscription(
+    pub(crate) async fn sync_subscription(
         &self,
         stripe: &Stripe,
         id: &str,
@@ -400,7 +453,11 @@ impl BillingEvents {
 
     /// A paid subscription invoice grants the plan's monthly tokens for its period, once;
     /// an upgrade's prorated invoice grants the difference between the plans.
-    async fn invoice_paid(&self, stripe: &Stripe, id: &str) -> Result<Handled, HandlerError> {
+    pub(crate) async fn invoice_paid(
+        &self,
+        stripe: &Stripe,
+        id: &str,
+    ) -> Result<Handled, HandlerError> {
         let invoice = stripe.get_invoice(id).await.map_err(stripe_failure)?;
         let paid = invoice.status.as_deref() == Some("paid") || invoice.paid == Some(true);
         let Some(subscription_id) = invoice.subscription.clone() else {

@@ -1971,3 +1971,37 @@ async fn a_failing_event_does_not_block_the_others_and_unknown_types_are_ignored
     h.assert_matches_stripe("sub_mystery", &ada, "plan_mystery");
     h.assert_consistent();
 }
+
+#[rocket::async_test]
+async fn reconcile_repairs_what_missing_webhooks_left_undone_and_changes_nothing_twice() {
+    use audiostudio::billing::events::{BillingEvents, Reconciled};
+    use audiostudio::billing::stripe::Stripe;
+
+    let h = Harness::start().await;
+    let ada = h.user("ada@example.com").await;
+    let (sub, _) = h.subscribe(&ada, "plan_creator", "sub_lost").await;
+    h.first_invoice("in_lost", &sub, "price_creator");
+    // No webhook ever arrives: nothing is granted and the subscription is unknown here.
+    assert_eq!(h.balance(&ada).await, 0);
+
+    let app = h.app.app();
+    let events = BillingEvents::new(app);
+    let stripe = Stripe::from_settings(&app.settings).unwrap();
+    let customer = h.customer(&ada);
+    let first = events.reconcile_customer(&stripe, &customer).await.unwrap();
+    assert_eq!(
+        first,
+        Reconciled {
+            subscriptions: 1,
+            paid_invoices: 1
+        }
+    );
+    assert_eq!(h.balance(&ada).await, 2000);
+    h.assert_matches_stripe(&sub.id, &ada, "plan_creator");
+
+    let again = events.reconcile_customer(&stripe, &customer).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(h.balance(&ada).await, 2000);
+    assert_eq!(h.ledger(&ada).len(), 1);
+    h.assert_consistent();
+}
