@@ -24,6 +24,7 @@ use crate::{accounts, admin, auth, error, health, tokens};
         accounts::verify_email,
         accounts::resend_verification,
         admin::list_users,
+        admin::list_shortfalls,
         tokens::get_balance,
         tokens::list_transactions,
         tokens::list_packs,

@@ -16,7 +16,7 @@ use crate::auth::AdminUser;
 use crate::error::{ApiError, ApiResult, Problem};
 
 pub fn api_routes() -> Vec<Route> {
-    routes![list_users]
+    routes![list_users, list_shortfalls]
 }
 
 pub fn ui_routes() -> Vec<Route> {
@@ -77,6 +77,65 @@ async fn list_users(
         None
     };
     Ok(Json(UserPage { users, next_cursor }))
+}
+
+/// Tokens a refund could not claw back because the user had already spent them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Shortfall {
+    pub user_id: String,
+    pub email: String,
+    /// What was refunded, e.g. `refund:ch_...`.
+    pub reference: String,
+    pub amount: i64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShortfallsResponse {
+    pub shortfalls: Vec<Shortfall>,
+    /// Sum of every recorded shortfall.
+    pub total: i64,
+}
+
+/// Refund shortfalls, newest first (admins only): tokens already spent when their purchase was refunded.
+#[utoipa::path(get, path = "/api/admin/token-shortfalls", tag = "admin", security(("bearer" = [])),
+    params(("limit" = Option<u32>, Query, description = "1 to 200, default 50")),
+    responses(
+        (status = 200, description = "Shortfalls", body = ShortfallsResponse),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Bad limit", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/token-shortfalls?<limit>")]
+async fn list_shortfalls(
+    app: &State<App>,
+    _admin: AdminUser,
+    limit: Option<&str>,
+) -> ApiResult<Json<ShortfallsResponse>> {
+    let limit = crate::http::page_limit(limit, 50, MAX_PAGE)?;
+    let response = app
+        .db
+        .read(move |c| {
+            let mut stmt = c.prepare(
+                "SELECT s.user_id, u.email, s.reference, s.amount, s.created_at
+                 FROM token_shortfalls s JOIN users u ON u.id = s.user_id ORDER BY s.id DESC LIMIT ?1",
+            )?;
+            let shortfalls = stmt
+                .query_map([limit], |r| {
+                    Ok(Shortfall {
+                        user_id: r.get(0)?,
+                        email: r.get(1)?,
+                        reference: r.get(2)?,
+                        amount: r.get(3)?,
+                        created_at: crate::clock::rfc3339(r.get(4)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let total: i64 = c.query_row("SELECT COALESCE(SUM(amount), 0) FROM token_shortfalls", [], |r| r.get(0))?;
+            Ok::<_, ApiError>(ShortfallsResponse { shortfalls, total })
+        })
+        .await?;
+    Ok(Json(response))
 }
 
 #[derive(RustEmbed)]

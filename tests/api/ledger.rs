@@ -963,6 +963,18 @@ async fn refunds_claw_back_once_from_their_lot_first_and_never_below_zero() {
             shortfall: 0
         }
     );
+    let admin = app.register("root@example.com").await;
+    app.promote(admin["user"]["id"].as_str().unwrap());
+    let shortfalls = app
+        .get("/api/admin/token-shortfalls", Some(access(&admin)))
+        .await;
+    assert_eq!(shortfalls.status, Status::Ok, "{}", shortfalls.body);
+    assert_eq!(shortfalls.body["total"], 60);
+    assert_eq!(shortfalls.body["shortfalls"][0]["email"], "ada@example.com");
+    assert_eq!(shortfalls.body["shortfalls"][0]["reference"], "ch_1");
+    app.get("/api/admin/token-shortfalls", Some(token))
+        .await
+        .assert_problem(403);
     let rows = app
         .get("/api/tokens/transactions?type=clawback", Some(token))
         .await;
