@@ -25,6 +25,46 @@ use crate::webhooks::{BoxFuture, EventHandler, Handled, HandlerError, StoredEven
 /// is a little late never leaves a subscriber without tokens.
 pub const GRANT_GRACE_MS: Millis = 3 * 24 * 3600 * 1000;
 
+/// Grants the difference between two plans for the rest of a period, once per invoice.
+fn grant_upgrade(
+    tx: &rusqlite::Transaction<'_>,
+    user_id: &str,
+    invoice_id: &str,
+    old_price: &str,
+    new_price: &str,
+    period_end: Option<i64>,
+    now: Millis,
+) -> Result<(), ApiError> {
+    let old = store::plan_by_price(tx, old_price)?.map_or(0, |p| p.view.monthly_tokens);
+    let new = store::plan_by_price(tx, new_price)?
+        .ok_or_else(|| ApiError::Conflict(format!("no plan sells Stripe price {new_price}")))?;
+    let tokens = new.view.monthly_tokens - old;
+    if tokens <= 0 {
+        return Ok(());
+    }
+    let reference = format!("{invoice_id}:proration");
+    let granted = ledger::grant(
+        tx,
+        &Grant {
+            user_id,
+            source: Source::Subscription,
+            source_ref: &reference,
+            amount: tokens,
+            expires_at: period_end
+                .map(|end| end.saturating_mul(1000).saturating_add(GRANT_GRACE_MS)),
+            description: Some("plan upgrade"),
+        },
+        now,
+    )?;
+    if let Granted::New { lot_id, .. } = granted {
+        let event = Event::new("billing.tokens_granted").target("user", user_id).details(json!({
+            "source": "subscription", "invoice": invoice_id, "plan": new.view.id, "tokens": tokens, "lot": lot_id, "upgrade": true
+        }));
+        audit::record(tx, now, &sweeper_actor(), event)?;
+    }
+    Ok(())
+}
+
 /// What `reconcile_customer` looked at.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reconciled {
@@ -500,10 +540,33 @@ impl BillingEvents {
         } else {
             None
         };
+        // With the default `create_prorations`, an upgrade is billed on the next renewal
+        // invoice, as a pair of proration lines (the old price credited, the new charged)
+        // beside the new period's line: that pair earns the difference too, separately.
+        let carried_upgrade = if invoice.billing_reason.as_deref() == Some("subscription_update") {
+            None
+        } else {
+            let credited = lines
+                .iter()
+                .filter(|l| l.proration && l.amount < 0)
+                .find_map(line_price);
+            let charged = lines
+                .iter()
+                .filter(|l| l.proration && l.amount > 0)
+                .find_map(|l| Some((line_price(l)?, l.period.end)));
+            credited
+                .zip(charged)
+                .map(|(old, (new, end))| (old, new, end))
+        };
         let now = self.clock.now_ms();
         let invoice_id = invoice.id.clone();
+        let upgrade_user = user_id.clone();
+        let upgrade_invoice = invoice_id.clone();
         self.db
             .write(move |tx| {
+                if let Some((old, new, end)) = &carried_upgrade {
+                    grant_upgrade(tx, &upgrade_user, &upgrade_invoice, old, new, *end, now)?;
+                }
                 let price = new_price.ok_or_else(|| ApiError::Conflict("the invoice names no price".into()))?;
                 let plan = store::plan_by_price(tx, &price)?
                     .ok_or_else(|| ApiError::Conflict(format!("no plan sells Stripe price {price}")))?;

@@ -2005,3 +2005,49 @@ async fn reconcile_repairs_what_missing_webhooks_left_undone_and_changes_nothing
     assert_eq!(h.ledger(&ada).len(), 1);
     h.assert_consistent();
 }
+
+#[rocket::async_test]
+async fn an_upgrade_billed_on_the_next_renewal_also_grants_the_difference_once() {
+    let h = Harness::start().await;
+    let ada = h.user("ada@example.com").await;
+    let sub = h
+        .subscribed(&ada, "plan_creator", "sub_ada", "in_first")
+        .await;
+    assert_eq!(h.balance(&ada).await, 2000);
+    // Mid-period upgrade with `create_prorations`: nothing is invoiced until the renewal,
+    // whose invoice carries the proration pair beside the new period's line.
+    h.app.clock.advance_secs(10 * DAY);
+    let upgraded_at = h.now();
+    h.set_price(&sub.id, "price_studio");
+    h.app.clock.advance_secs(20 * DAY);
+    let next = (sub.end, sub.end + 30 * DAY);
+    let renewal = h.invoice(
+        "in_cycle",
+        &sub,
+        "paid",
+        "subscription_cycle",
+        vec![
+            h.line("price_creator", -800, true, (upgraded_at, sub.end)),
+            h.line("price_studio", 2600, true, (upgraded_at, sub.end)),
+            h.line("price_studio", 3900, false, next),
+        ],
+    );
+    for i in 0..3 {
+        h.processed(&format!("evt_cycle_{i}"), "invoice.paid", &renewal)
+            .await;
+    }
+    let references: Vec<(Option<String>, i64)> = h
+        .ledger(&ada)
+        .into_iter()
+        .map(|r| (r.reference, r.amount))
+        .collect();
+    assert_eq!(
+        references,
+        [
+            (Some("in_first".into()), 2000),
+            (Some("in_cycle:proration".into()), 8000),
+            (Some("in_cycle".into()), 10000),
+        ]
+    );
+    h.assert_consistent();
+}
