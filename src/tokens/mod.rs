@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::App;
 use crate::audit::{self, Actor, Event};
-use crate::auth::{AdminUser, AuthUser};
+use crate::auth::{AdminUser, AuthUser, SessionToken};
 use crate::clock::{Millis, SharedClock};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, Problem};
@@ -100,11 +100,14 @@ fn check_text(value: Option<&str>, max: usize) -> Result<(), String> {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/balance")]
-async fn get_balance(app: &State<App>, user: AuthUser) -> ApiResult<Json<BalanceView>> {
+async fn get_balance(app: &State<App>, token: SessionToken) -> ApiResult<Json<BalanceView>> {
     let now = app.clock.now_ms();
     let view = app
         .db
-        .read(move |c| Ok::<_, ApiError>(ledger::balance(c, &user.user_id, now)?))
+        .read(move |c| {
+            let user = token.check(c, now)?;
+            Ok::<_, ApiError>(ledger::balance(c, &user.user_id, now)?)
+        })
         .await?;
     Ok(Json(view))
 }
@@ -288,17 +291,21 @@ fn available(tx: &rusqlite::Connection, user_id: &str) -> rusqlite::Result<i64> 
 #[post("/use", data = "<body>")]
 async fn use_tokens(
     app: &State<App>,
-    user: AuthUser,
+    token: SessionToken,
     key: IdempotencyHeader,
     body: JsonBody<'_, UseRequest>,
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
     let key = key.key()?;
     let fingerprint = idempotency::fingerprint("use", &body);
-    if let Some(stored) =
-        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
-    {
-        return Ok(stored);
+    if key.is_some() {
+        let (checking, now) = (token.clone(), app.clock.now_ms());
+        let user = app.db.read(move |c| checking.check(c, now)).await?;
+        if let Some(stored) =
+            idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
+        {
+            return Ok(stored);
+        }
     }
     crate::accounts::validate::Checks::default()
         .check("amount", check_amount(body.amount))
@@ -309,6 +316,8 @@ async fn use_tokens(
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
+            // The session is checked in the spend's own transaction: one hop, not two.
+            let user = token.check(tx, now)?;
             idempotency::run(tx, &user.user_id, key.as_deref(), &fingerprint, now, |tx| {
                 let transaction = ledger::debit(
                     tx,

@@ -981,3 +981,33 @@ async fn refunds_claw_back_once_from_their_lot_first_and_never_below_zero() {
     assert_eq!(rows.body["transactions"].as_array().unwrap().len(), 2);
     assert_ledger_consistent(&app);
 }
+
+#[rocket::async_test]
+async fn a_revoked_session_can_neither_read_nor_spend_tokens() {
+    let app = spawn_app().await;
+    let session = app.register("ada@example.com").await;
+    let token = access(&session);
+    grant(&app, &session, 10, None, "pi").await;
+    assert_eq!(spend(&app, token, 1).await.status, Status::Ok);
+    let logout = app
+        .send("POST", "/api/auth/logout", None, Some(token), None)
+        .await;
+    assert_eq!(logout.status, Status::NoContent);
+    let before = app.snapshot();
+    app.get("/api/tokens/balance", Some(token))
+        .await
+        .assert_problem(401);
+    spend(&app, token, 1).await.assert_problem(401);
+    post_with_key(
+        &app,
+        "/api/tokens/use",
+        json!({ "amount": 1, "feature": "text_to_speech" }),
+        token,
+        "k1",
+    )
+    .await
+    .assert_problem(401);
+    assert_eq!(app.snapshot(), before);
+    let again = app.login("ada@example.com", PASSWORD).await.body;
+    assert_eq!(balance(&app, access(&again)).await["balance"], 9);
+}
