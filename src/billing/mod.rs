@@ -224,6 +224,54 @@ pub fn optional_json<T: DeserializeOwned>(body: Capped<String>) -> ApiResult<Opt
     })
 }
 
+/// What a new Checkout Session sells, and to whom.
+pub(crate) struct CheckoutOrder<'a> {
+    pub mode: stripe::CheckoutMode,
+    pub user_id: &'a str,
+    pub actor: &'a Actor,
+    pub price: &'a str,
+    pub metadata: &'a [(&'a str, &'a str)],
+    pub success_url: Option<&'a str>,
+    pub cancel_url: Option<&'a str>,
+    /// Our name for the operation and the request, for Stripe's Idempotency-Key.
+    pub operation: &'a str,
+    pub reference: &'a str,
+}
+
+/// Creates (or, on a retry, gets back) the customer and a Checkout Session for `order`;
+/// returns the customer id, the session and its URL. No database transaction is open.
+pub(crate) async fn open_checkout(
+    app: &App,
+    stripe: &Stripe,
+    order: &CheckoutOrder<'_>,
+) -> ApiResult<(String, stripe::CheckoutSession, String)> {
+    let customer = ensure_customer(app, stripe, order.user_id, order.actor).await?;
+    let success_url = with_session_placeholder(
+        order
+            .success_url
+            .unwrap_or(&app.settings.billing_success_url),
+    );
+    let cancel_url = order.cancel_url.unwrap_or(&app.settings.billing_cancel_url);
+    let session = stripe
+        .create_checkout_session(
+            &stripe::NewCheckoutSession {
+                mode: order.mode,
+                customer: &customer,
+                price: order.price,
+                client_reference_id: order.user_id,
+                success_url: &success_url,
+                cancel_url,
+                metadata: order.metadata,
+            },
+            &stripe::idempotency_key(&[order.operation, order.user_id, order.reference]),
+        )
+        .await?;
+    let url = session.url.clone().ok_or_else(|| {
+        ApiError::BadGateway("Stripe created a Checkout Session without a URL".into())
+    })?;
+    Ok((customer, session, url))
+}
+
 /// The user's Stripe customer, created once (its metadata carries our user id) and stored
 /// on the user. Concurrent first calls share one customer: the Idempotency-Key is the user's.
 pub async fn ensure_customer(

@@ -10,9 +10,9 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::store;
-use super::stripe::{self, CheckoutMode, NewCheckoutSession};
+use super::stripe::CheckoutMode;
 use super::subscriptions::{CheckoutResponse, check_id_field, check_urls, request_ref};
-use super::{ensure_customer, stripe_for, with_session_placeholder};
+use super::{CheckoutOrder, open_checkout, stripe_for};
 use crate::App;
 use crate::accounts::validate::Checks;
 use crate::audit::{self, Actor, Event};
@@ -83,34 +83,19 @@ pub async fn purchase(
         )));
     };
     let actor = Actor::user(&user_id, &client);
-    let customer = ensure_customer(app, &stripe, &user_id, &actor).await?;
-    let success_url = with_session_placeholder(
-        body.success_url
-            .as_deref()
-            .unwrap_or(&app.settings.billing_success_url),
-    );
-    let cancel_url = body
-        .cancel_url
-        .clone()
-        .unwrap_or_else(|| app.settings.billing_cancel_url.clone());
     let reference = request_ref(key.as_deref(), &fingerprint);
-    let session = stripe
-        .create_checkout_session(
-            &NewCheckoutSession {
-                mode: CheckoutMode::Payment,
-                customer: &customer,
-                price: &price,
-                client_reference_id: &user_id,
-                success_url: &success_url,
-                cancel_url: &cancel_url,
-                metadata: &[("user_id", &user_id), ("pack_id", &pack.id)],
-            },
-            &stripe::idempotency_key(&["purchase", &user_id, &reference]),
-        )
-        .await?;
-    let url = session.url.clone().ok_or_else(|| {
-        ApiError::BadGateway("Stripe created a Checkout Session without a URL".into())
-    })?;
+    let order = CheckoutOrder {
+        mode: CheckoutMode::Payment,
+        user_id: &user_id,
+        actor: &actor,
+        price: &price,
+        metadata: &[("user_id", &user_id), ("pack_id", &pack.id)],
+        success_url: body.success_url.as_deref(),
+        cancel_url: body.cancel_url.as_deref(),
+        operation: "purchase",
+        reference: &reference,
+    };
+    let (customer, session, url) = open_checkout(app, &stripe, &order).await?;
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {

@@ -9,8 +9,8 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::store::{self, Change, ChangeView, PlanView, SubscriptionRow};
-use super::stripe::{self, CheckoutMode, NewCheckoutSession, Proration, Stripe};
-use super::{check_redirect, ensure_customer, optional_json, stripe_for, with_session_placeholder};
+use super::stripe::{self, CheckoutMode, Proration, Stripe};
+use super::{CheckoutOrder, check_redirect, open_checkout, optional_json, stripe_for};
 use crate::App;
 use crate::accounts::validate::Checks;
 use crate::audit::{self, Actor, Event};
@@ -248,34 +248,19 @@ pub async fn checkout(
         )));
     }
     let actor = Actor::user(&user_id, &client);
-    let customer = ensure_customer(app, &stripe, &user_id, &actor).await?;
-    let success_url = with_session_placeholder(
-        body.success_url
-            .as_deref()
-            .unwrap_or(&app.settings.billing_success_url),
-    );
-    let cancel_url = body
-        .cancel_url
-        .clone()
-        .unwrap_or_else(|| app.settings.billing_cancel_url.clone());
     let reference = request_ref(key.as_deref(), &fingerprint);
-    let session = stripe
-        .create_checkout_session(
-            &NewCheckoutSession {
-                mode: CheckoutMode::Subscription,
-                customer: &customer,
-                price: &price,
-                client_reference_id: &user_id,
-                success_url: &success_url,
-                cancel_url: &cancel_url,
-                metadata: &[("user_id", &user_id), ("plan_id", &plan.view.id)],
-            },
-            &stripe::idempotency_key(&["checkout", &user_id, &reference]),
-        )
-        .await?;
-    let url = session.url.clone().ok_or_else(|| {
-        ApiError::BadGateway("Stripe created a Checkout Session without a URL".into())
-    })?;
+    let order = CheckoutOrder {
+        mode: CheckoutMode::Subscription,
+        user_id: &user_id,
+        actor: &actor,
+        price: &price,
+        metadata: &[("user_id", &user_id), ("plan_id", &plan.view.id)],
+        success_url: body.success_url.as_deref(),
+        cancel_url: body.cancel_url.as_deref(),
+        operation: "checkout",
+        reference: &reference,
+    };
+    let (customer, session, url) = open_checkout(app, &stripe, &order).await?;
     let now = app.clock.now_ms();
     let plan_id = plan.view.id.clone();
     app.db
