@@ -3,11 +3,16 @@
 use rocket::http::Status;
 use rocket::response::status::Custom;
 use rocket::serde::json::Json;
-use rocket::{State, get};
+use rocket::{Build, Rocket, State, get, routes};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::App;
+use crate::state::App;
+
+/// Mounts `/health`.
+pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
+    rocket.mount("/", routes![health])
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -1,6 +1,6 @@
 //! Accounts over HTTP: registration, login, sessions, profile, password and email flows under `/api/auth`.
 
-pub mod email;
+pub mod emails;
 pub mod one_time;
 pub mod users;
 pub mod validate;
@@ -8,19 +8,20 @@ pub mod validate;
 use rocket::http::Status;
 use rocket::response::status::{Created, Custom, NoContent};
 use rocket::serde::json::Json;
-use rocket::{Route, State, delete, get, post, put, routes};
+use rocket::{Build, Rocket, Route, State, delete, get, post, put, routes};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::App;
-use crate::audit::{self, Actor, Event};
 use crate::auth::AuthUser;
 use crate::auth::sessions::{self, NewSession, Refresh, SessionView};
-use crate::clock::Millis;
-use crate::error::{ApiError, ApiResult, Problem, Throttle};
+use crate::http::error::{ApiError, ApiResult, Problem, Throttle};
 use crate::http::{ClientInfo, JsonBody, parse_body};
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::Millis;
+use crate::platform::mail;
+use crate::state::App;
 use one_time::Purpose;
 use users::{Lockout, NewUser, ProfileChange, ProfileView, UserView};
 use validate::Checks;
@@ -28,7 +29,12 @@ use validate::Checks;
 const RESET_TOKEN_TTL_MS: Millis = 30 * 60 * 1000;
 const VERIFY_TOKEN_TTL_MS: Millis = 48 * 3600 * 1000;
 
-pub fn routes() -> Vec<Route> {
+/// Mounts the account routes under `/api/auth`.
+pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
+    rocket.mount("/api/auth", routes())
+}
+
+fn routes() -> Vec<Route> {
     routes![
         register,
         login,
@@ -222,9 +228,9 @@ async fn register(
             let session = sessions::create(tx, &user_id, now, ttl, &client)?;
             let token =
                 one_time::issue(tx, &user_id, Purpose::VerifyEmail, now, VERIFY_TOKEN_TTL_MS)?;
-            email::enqueue(
+            mail::enqueue(
                 tx,
-                &email::verification(&base_url, &email_address, &token),
+                &emails::verification(&base_url, &email_address, &token),
                 now,
             )?;
             audit::record(
@@ -787,8 +793,8 @@ async fn request_password_reset(
             if let Some(user_id) = user_id.as_ref().filter(|_| !recently) {
                 let token =
                     one_time::issue(tx, user_id, Purpose::ResetPassword, now, RESET_TOKEN_TTL_MS)?;
-                let message = email::password_reset(&base_url, &email_address, &token);
-                email::enqueue(tx, &message, now)?;
+                let message = emails::password_reset(&base_url, &email_address, &token);
+                mail::enqueue(tx, &message, now)?;
             }
             Ok::<_, ApiError>(user_id.is_some() && !recently)
         })
@@ -926,9 +932,9 @@ async fn resend_verification(
                 now,
                 VERIFY_TOKEN_TTL_MS,
             )?;
-            email::enqueue(
+            mail::enqueue(
                 tx,
-                &email::verification(&base_url, &account.email, &token),
+                &emails::verification(&base_url, &account.email, &token),
                 now,
             )?;
             Ok(())

@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use crate::auth::sessions::{new_opaque_token, token_hash};
-use crate::clock::Millis;
+use crate::platform::clock::Millis;
+use crate::platform::secret_token::{new_opaque_token, token_hash};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::clock::{Millis, rfc3339};
+use crate::platform::clock::{Millis, rfc3339};
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -5,22 +5,21 @@ use std::path::PathBuf;
 
 use rocket::http::ContentType;
 use rocket::serde::json::Json;
-use rocket::{Route, State, get, routes};
+use rocket::{Build, Rocket, State, get, routes};
 use rust_embed::RustEmbed;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::App;
 use crate::accounts::users::{self, UserView};
 use crate::auth::AdminUser;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::state::App;
 
-pub fn api_routes() -> Vec<Route> {
-    routes![list_users, list_shortfalls]
-}
-
-pub fn ui_routes() -> Vec<Route> {
-    routes![ui_index, ui_asset]
+/// Mounts the admin API under `/api/admin` and the console under `/admin`.
+pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
+    rocket
+        .mount("/api/admin", routes![list_users, list_shortfalls])
+        .mount("/admin", routes![ui_index, ui_asset])
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -127,7 +126,7 @@ async fn list_shortfalls(
                         email: r.get(1)?,
                         reference: r.get(2)?,
                         amount: r.get(3)?,
-                        created_at: crate::clock::rfc3339(r.get(4)?),
+                        created_at: crate::platform::clock::rfc3339(r.get(4)?),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -8,7 +8,7 @@ use rand::RngCore;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
+use crate::platform::config::Settings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {

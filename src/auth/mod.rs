@@ -7,9 +7,13 @@ pub mod sessions;
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome, Request};
 
-use crate::App;
-use crate::error::ApiError;
+use std::sync::Arc;
+
 use crate::http::LoggedUser;
+use crate::http::error::ApiError;
+use crate::platform::clock::SharedClock;
+use crate::platform::db::Db;
+use jwt::JwtKeys;
 
 /// A caller with a valid access token whose session is still active.
 #[derive(Debug, Clone)]
@@ -31,19 +35,21 @@ fn bearer_token<'r>(req: &'r Request<'_>) -> Option<&'r str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// The application and the claims of a genuine, unexpired access token.
-fn verified_claims<'r>(req: &'r Request<'_>) -> Result<(&'r App, jwt::Claims), ApiError> {
-    let app = req
-        .rocket()
-        .state::<App>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
+/// One piece of the state `app::build` manages for the guards.
+fn managed<'r, T: Send + Sync + 'static>(req: &'r Request<'_>) -> Result<&'r T, ApiError> {
+    req.rocket()
+        .state::<T>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))
+}
+
+/// The claims of a genuine, unexpired access token.
+fn verified_claims(req: &Request<'_>) -> Result<jwt::Claims, ApiError> {
+    let keys = managed::<Arc<JwtKeys>>(req)?;
+    let clock = managed::<SharedClock>(req)?;
     let token =
         bearer_token(req).ok_or(ApiError::Unauthorized("a bearer access token is required"))?;
-    let claims = app
-        .jwt
-        .verify(token, app.clock.now_secs())
-        .map_err(|_| ApiError::Unauthorized("the access token is invalid or expired"))?;
-    Ok((app, claims))
+    keys.verify(token, clock.now_secs())
+        .map_err(|_| ApiError::Unauthorized("the access token is invalid or expired"))
 }
 
 fn session_ended() -> ApiError {
@@ -51,12 +57,11 @@ fn session_ended() -> ApiError {
 }
 
 async fn authenticate(req: &Request<'_>) -> Result<AuthUser, ApiError> {
-    let (app, claims) = verified_claims(req)?;
-    let now = app.clock.now_ms();
+    let claims = verified_claims(req)?;
+    let now = managed::<SharedClock>(req)?.now_ms();
     let (session_id, user_id) = (claims.sid.clone(), claims.sub.clone());
     // The role comes from the database, not the token, so a demotion applies at once.
-    let role = app
-        .db
+    let role = managed::<Db>(req)?
         .read(move |c| {
             Ok::<_, ApiError>(sessions::active_session_user(
                 c,
@@ -143,7 +148,7 @@ impl SessionToken {
     pub fn check(
         &self,
         conn: &rusqlite::Connection,
-        now: crate::clock::Millis,
+        now: crate::platform::clock::Millis,
     ) -> Result<AuthUser, ApiError> {
         let role = sessions::active_session_user(conn, &self.session_id, &self.user_id, now)?
             .ok_or_else(session_ended)?;
@@ -161,7 +166,7 @@ impl<'r> FromRequest<'r> for SessionToken {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         match verified_claims(req) {
-            Ok((_, claims)) => {
+            Ok(claims) => {
                 req.local_cache(|| LoggedUser(Some(claims.sub.clone())));
                 Outcome::Success(SessionToken {
                     user_id: claims.sub,

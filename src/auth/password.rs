@@ -9,7 +9,7 @@ use argon2::{
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 pub const MIN_LEN: usize = 8;
 pub const MAX_LEN: usize = 128;

@@ -4,24 +4,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::clock::{Millis, rfc3339};
-use crate::http::ClientInfo;
-
-/// A random token of 256 bits, URL-safe base64, and the hash under which it is stored.
-pub fn new_opaque_token() -> (String, String) {
-    use base64::Engine as _;
-    use rand::RngCore;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let hash = token_hash(&token);
-    (token, hash)
-}
-
-pub fn token_hash(token: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(token.as_bytes()))
-}
+use crate::platform::client::ClientInfo;
+use crate::platform::clock::{Millis, rfc3339};
+use crate::platform::secret_token::{new_opaque_token, token_hash};
 
 pub struct NewSession {
     pub session_id: String,

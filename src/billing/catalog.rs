@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 
 use super::store::{self, PlanView};
 use super::stripe::{self, Stripe, StripeError};
-use crate::App;
-use crate::audit::{self, Actor, Event};
-use crate::clock::Millis;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::Millis;
+use crate::state::App;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PlansResponse {

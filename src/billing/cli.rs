@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::billing::catalog;
 use crate::billing::stripe::Stripe;
 use crate::cli::Cli;
-use crate::clock::{Clock, SystemClock};
+use crate::platform::clock::{Clock, SystemClock};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -48,7 +48,7 @@ fn reconcile(cli: &Cli, user: Option<&str>) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let db = crate::db::Db::open(&settings)?;
+        let db = crate::platform::db::Db::open(&settings)?;
         let email = user.map(crate::accounts::validate::normalize_email);
         let customers: Vec<(String, String)> = db
             .read(move |c| {
@@ -57,7 +57,7 @@ fn reconcile(cli: &Cli, user: Option<&str>) -> anyhow::Result<ExitCode> {
                      WHERE stripe_customer_id IS NOT NULL AND (?1 IS NULL OR email = ?1) ORDER BY email",
                 )?;
                 let rows = stmt.query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-                Ok::<_, crate::db::DbError>(rows)
+                Ok::<_, crate::platform::db::DbError>(rows)
             })
             .await?;
         if let Some(user) = user
@@ -65,7 +65,7 @@ fn reconcile(cli: &Cli, user: Option<&str>) -> anyhow::Result<ExitCode> {
         {
             anyhow::bail!("{user} has no Stripe customer (or no such user)");
         }
-        let clock: crate::clock::SharedClock = std::sync::Arc::new(SystemClock);
+        let clock: crate::platform::clock::SharedClock = std::sync::Arc::new(SystemClock);
         let events = BillingEvents::from_parts(db, clock, settings.clone(), Default::default());
         let mut failed = 0;
         let mut out = std::io::stdout().lock();

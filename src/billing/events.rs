@@ -12,12 +12,12 @@ use tokio::sync::Notify;
 
 use super::store;
 use super::stripe::{self, Stripe, StripeError};
-use crate::accounts::email;
-use crate::audit::{self, Actor, Event};
-use crate::clock::{Millis, SharedClock};
-use crate::config::Settings;
-use crate::db::Db;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::{Millis, SharedClock};
+use crate::platform::config::Settings;
+use crate::platform::db::Db;
+use crate::platform::mail;
 use crate::tokens::ledger::{self, Grant, Granted, Source};
 use crate::webhooks::{BoxFuture, EventHandler, Handled, HandlerError, StoredEvent};
 
@@ -81,7 +81,7 @@ pub struct BillingEvents {
 }
 
 impl BillingEvents {
-    pub fn new(app: &crate::App) -> BillingEvents {
+    pub fn new(app: &crate::state::App) -> BillingEvents {
         BillingEvents::from_parts(
             app.db.clone(),
             app.clock.clone(),
@@ -650,7 +650,7 @@ impl BillingEvents {
                 )? == 1;
                 if first {
                     let to: String = tx.query_row("SELECT email FROM users WHERE id = ?1", [&user_id], |r| r.get(0))?;
-                    email::enqueue(tx, &email::payment_problem(&base, &to, url.as_deref()), now)?;
+                    mail::enqueue(tx, &super::emails::payment_problem(&base, &to, url.as_deref()), now)?;
                     let event = Event::new("billing.payment_failed")
                         .target("user", &user_id)
                         .details(json!({ "invoice": invoice_id, "event": kind }));

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod emails;
 pub mod events;
 pub mod purchase;
 pub mod store;
@@ -13,15 +14,15 @@ pub mod stripe;
 pub mod subscriptions;
 
 use rocket::data::Capped;
-use rocket::{Route, routes};
+use rocket::{Build, Rocket, Route, routes};
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 use serde_json::json;
 use utoipa::OpenApi;
 
-use crate::App;
-use crate::audit::{self, Actor, Event};
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::platform::audit::{self, Actor, Event};
+use crate::state::App;
 use stripe::Stripe;
 
 /// This module's part of the OpenAPI document.
@@ -60,8 +61,14 @@ use stripe::Stripe;
 )]
 pub struct ApiDoc;
 
-/// Routes mounted under `/api/subscriptions`.
-pub fn routes() -> Vec<Route> {
+/// Mounts the subscription routes under `/api/subscriptions` and pack purchase under `/api/tokens`.
+pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
+    rocket
+        .mount("/api/subscriptions", routes())
+        .mount("/api/tokens", routes![purchase::purchase])
+}
+
+fn routes() -> Vec<Route> {
     routes![
         catalog::list_plans,
         subscriptions::current,
@@ -73,11 +80,6 @@ pub fn routes() -> Vec<Route> {
         subscriptions::update,
         subscriptions::history,
     ]
-}
-
-/// Routes mounted under `/api/tokens` (token-pack purchase).
-pub fn token_routes() -> Vec<Route> {
-    routes![purchase::purchase]
 }
 
 /// The Stripe client, or the 503 that says billing is not configured.

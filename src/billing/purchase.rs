@@ -13,13 +13,13 @@ use super::store;
 use super::stripe::CheckoutMode;
 use super::subscriptions::{CheckoutResponse, check_id_field, check_urls, request_ref};
 use super::{CheckoutOrder, open_checkout, stripe_for};
-use crate::App;
 use crate::accounts::validate::Checks;
-use crate::audit::{self, Actor, Event};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::idempotency::{self, IdempotencyHeader, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
-use crate::tokens::idempotency::{self, IdempotencyHeader, Stored};
+use crate::platform::audit::{self, Actor, Event};
+use crate::state::App;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::stripe;
-use crate::clock::{Millis, rfc3339};
+use crate::platform::clock::{Millis, rfc3339};
 
 /// A subscription plan as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::config::Settings;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::platform::config::Settings;
 
 /// The API version every request pins, so Stripe's answers keep the shape this code reads.
 pub const API_VERSION: &str = "2024-06-20";

@@ -11,14 +11,14 @@ use utoipa::ToSchema;
 use super::store::{self, Change, ChangeView, PlanView, SubscriptionRow};
 use super::stripe::{self, CheckoutMode, Proration, Stripe};
 use super::{CheckoutOrder, check_redirect, open_checkout, optional_json, stripe_for};
-use crate::App;
 use crate::accounts::validate::Checks;
-use crate::audit::{self, Actor, Event};
 use crate::auth::AuthUser;
-use crate::clock::{Millis, rfc3339};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::idempotency::{self, IdempotencyHeader, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
-use crate::tokens::idempotency::{self, IdempotencyHeader, Stored};
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::{Millis, rfc3339};
+use crate::state::App;
 
 /// A catalogue id given by a client: short, printable.
 pub(crate) fn check_id_field(value: &str) -> Result<(), String> {

@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::Cli;
-use crate::audit::{self, Verification};
-use crate::db;
+use crate::platform::audit::{self, Verification};
+use crate::platform::db;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

@@ -7,7 +7,7 @@ use super::Cli;
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let figment = cli.figment();
-    let settings = crate::config::Settings::from_figment(&figment)?;
+    let settings = crate::platform::config::Settings::from_figment(&figment)?;
     let rocket: rocket::Config = figment.extract()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "profile = {}", rocket.profile)?;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::Cli;
-use crate::db;
+use crate::platform::db;
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings()?;

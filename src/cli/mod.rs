@@ -17,7 +17,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
 
-use crate::config::Settings;
+use crate::platform::config::Settings;
 
 /// audiostudio: accounts, tokens and billing for an AI audio studio, in one binary.
 ///
@@ -76,7 +76,7 @@ pub enum Command {
 impl Cli {
     /// The figment every command reads its settings from, with `--data-dir` on top.
     pub fn figment(&self) -> Figment {
-        let figment = crate::config::figment(self.config.as_deref());
+        let figment = crate::platform::config::figment(self.config.as_deref());
         match &self.data_dir {
             Some(dir) => figment.merge(Serialized::global("data_dir", dir)),
             None => figment,
@@ -92,8 +92,9 @@ impl Cli {
 pub fn open_database(cli: &Cli) -> anyhow::Result<rusqlite::Connection> {
     let settings = cli.settings()?;
     std::fs::create_dir_all(&settings.data_dir)?;
-    let mut conn = crate::db::open_writer(&settings.database_path(), settings.synchronous)?;
-    crate::db::migrate(&mut conn)?;
+    let mut conn =
+        crate::platform::db::open_writer(&settings.database_path(), settings.synchronous)?;
+    crate::platform::db::migrate(&mut conn)?;
     Ok(conn)
 }
 

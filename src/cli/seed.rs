@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::Cli;
 use crate::accounts::users::{self, NewUser};
-use crate::audit::{self, Actor, Event};
-use crate::clock::{Clock, Millis, SystemClock};
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::{Clock, Millis, SystemClock};
 use crate::tokens::ledger::{self, Debit, Grant, Source};
 
 #[derive(Debug, clap::Args)]

@@ -7,8 +7,8 @@ use rusqlite::TransactionBehavior;
 
 use super::Cli;
 use crate::accounts::{users, validate};
-use crate::audit::Actor;
-use crate::clock::{Clock, SystemClock};
+use crate::platform::audit::Actor;
+use crate::platform::clock::{Clock, SystemClock};
 use crate::tokens::{self, ledger};
 
 #[derive(Debug, clap::Subcommand)]

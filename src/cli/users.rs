@@ -8,8 +8,8 @@ use serde_json::json;
 
 use super::Cli;
 use crate::accounts::{users, validate};
-use crate::audit::{self, Actor, Event};
-use crate::clock::{Clock, SystemClock};
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::{Clock, SystemClock};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

@@ -3,7 +3,7 @@
 use rocket::serde::json::{self, Json};
 use serde_json::error::Category;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A JSON body guard that never fails on its own: the handler turns its error into a problem.
 pub type JsonBody<'r, T> = Result<Json<T>, json::Error<'r>>;

@@ -1,9 +1,10 @@
 //! Cross-cutting HTTP concerns: request ids, the request log line, security headers, client info.
 
+pub mod error;
+pub mod idempotency;
 pub mod json;
 pub mod rate_limit;
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -11,9 +12,10 @@ use rocket::http::Header;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Data, Response};
 
+pub use crate::platform::client::ClientInfo;
 pub use json::{JsonBody, parse_body};
 
-use crate::error::{ApiError, ApiResult};
+use error::{ApiError, ApiResult};
 pub use rate_limit::{RateLimiter, RateLimits};
 
 const REQUEST_ID: &str = "X-Request-Id";
@@ -82,31 +84,6 @@ impl Fairing for HttpBasics {
             user_id = user.0.as_deref().unwrap_or("-"),
             "request"
         );
-    }
-}
-
-/// Where a request came from, for audit rows and per-IP limits.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
-}
-
-impl ClientInfo {
-    /// The key for per-IP limits; requests without a known address share one bucket.
-    /// An IPv6 client usually holds a whole /64, so that is what counts as one address.
-    pub fn ip_key(&self) -> String {
-        match self.ip {
-            None => "unknown".to_owned(),
-            Some(IpAddr::V4(ip)) => ip.to_string(),
-            Some(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => {
-                    let s = ip.segments();
-                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        }
     }
 }
 

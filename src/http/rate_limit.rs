@@ -6,8 +6,8 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::config::Settings;
-use crate::error::{ApiError, Throttle};
+use crate::http::error::{ApiError, Throttle};
+use crate::platform::config::Settings;
 
 pub struct RateLimiter {
     limiter: DefaultKeyedRateLimiter<String>,

@@ -7,11 +7,11 @@ use serde::Serialize;
 use time::macros::format_description;
 use utoipa::ToSchema;
 
-use crate::App;
 use crate::accounts::validate::Checks;
 use crate::auth::{AdminUser, AuthUser};
-use crate::clock::{Millis, rfc3339};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::platform::clock::{Millis, rfc3339};
+use crate::state::App;
 
 const DAY_MS: Millis = 86_400_000;
 const DEFAULT_DAYS: i64 = 30;

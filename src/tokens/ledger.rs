@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::clock::{Millis, rfc3339};
+use crate::platform::clock::{Millis, rfc3339};
 
 /// The largest amount one call may move; far above any real job, far below overflow.
 pub const MAX_AMOUNT: i64 = 1_000_000_000;

@@ -1,7 +1,6 @@
 //! The token economy over HTTP (`/api/tokens`): balance, ledger, packs, spends, holds, admin grants.
 
 pub mod analytics;
-pub mod idempotency;
 pub mod ledger;
 pub mod social;
 
@@ -9,25 +8,35 @@ use std::time::Duration;
 
 use rocket::http::Status;
 use rocket::serde::json::Json;
-use rocket::{Route, State, get, post, routes};
+use rocket::{Build, Rocket, Route, State, get, post, routes};
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use crate::App;
-use crate::audit::{self, Actor, Event};
 use crate::auth::{AdminUser, AuthUser, SessionToken};
-use crate::clock::{Millis, SharedClock};
-use crate::db::Db;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::http::idempotency::{self, IdempotencyHeader, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
-use idempotency::{IdempotencyHeader, Stored};
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::{Millis, SharedClock};
+use crate::platform::db::Db;
+use crate::state::App;
 use ledger::{BalanceView, Debit, Grant, Granted, HoldView, LedgerError, Source, TransactionView};
 
 pub use ledger::MAX_AMOUNT;
 
-pub fn routes() -> Vec<Route> {
+/// Mounts the token routes under `/api/tokens` and their admin review under `/api/admin`.
+pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
+    rocket
+        .mount("/api/tokens", routes())
+        .mount("/api/tokens", social::routes())
+        .mount("/api/tokens", analytics::routes())
+        .mount("/api/admin", social::admin_routes())
+        .mount("/api/admin", analytics::admin_routes())
+}
+
+fn routes() -> Vec<Route> {
     routes![
         get_balance,
         list_transactions,
@@ -733,7 +742,7 @@ pub fn grant_by_admin(
     let lot = lot_id.to_string();
     let event = Event::new("tokens.admin_grant")
         .target("user", user_id)
-        .details(json!({ "amount": amount, "reason": reason, "lot": lot, "expires_at": expires_at.map(crate::clock::rfc3339) }));
+        .details(json!({ "amount": amount, "reason": reason, "lot": lot, "expires_at": expires_at.map(crate::platform::clock::rfc3339) }));
     audit::record(tx, now, actor, event)?;
     Ok((lot_id, *transaction))
 }

@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 
 use super::idempotency::{self, IdempotencyHeader, Stored};
 use super::ledger::{self, Grant, Granted, Source};
-use crate::App;
 use crate::accounts::validate::{Checks, avatar_url};
-use crate::audit::{self, Actor, Event};
 use crate::auth::{AdminUser, AuthUser};
-use crate::clock::{Millis, rfc3339};
-use crate::error::{ApiError, ApiResult, Problem, Throttle};
+use crate::http::error::{ApiError, ApiResult, Problem, Throttle};
 use crate::http::{ClientInfo, JsonBody, parse_body};
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::{Millis, rfc3339};
+use crate::state::App;
 
 const DAY_MS: Millis = 86_400_000;
 const MAX_HANDLE: usize = 64;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use rusqlite::TransactionBehavior;
 
 use super::store::{self, Requeue, RequeueError};
-use crate::audit::Actor;
 use crate::cli::Cli;
-use crate::clock::{Clock, SystemClock};
+use crate::platform::audit::Actor;
+use crate::platform::clock::{Clock, SystemClock};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

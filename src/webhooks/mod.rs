@@ -23,20 +23,20 @@ use std::sync::{Arc, RwLock};
 use rocket::data::{Data, Limits, ToByteUnit};
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket::serde::json::Json;
-use rocket::{Orbit, Rocket, Route, State, get, post, routes};
+use rocket::{Build, Orbit, Rocket, State, get, post, routes};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::Notify;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::App;
-use crate::audit::Actor;
 use crate::auth::AdminUser;
-use crate::clock::Millis;
-use crate::config::Settings;
-use crate::error::{ApiError, ApiResult, Problem};
 use crate::http::ClientInfo;
+use crate::http::error::{ApiError, ApiResult, Problem};
+use crate::platform::audit::Actor;
+use crate::platform::clock::Millis;
+use crate::platform::config::Settings;
+use crate::state::App;
 use store::{NewEvent, Requeue, RequeueError, WebhookStatus};
 
 /// This module's part of the OpenAPI document.
@@ -48,8 +48,9 @@ use store::{NewEvent, Requeue, RequeueError, WebhookStatus};
 )]
 pub struct ApiDoc;
 
-pub fn routes() -> Vec<Route> {
-    routes![receive_stripe, retry, status]
+/// Mounts the intake and its admin routes under `/api/webhooks`.
+pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
+    rocket.mount("/api/webhooks", routes![receive_stripe, retry, status])
 }
 
 /// Largest webhook body accepted, unless Rocket's `limits.stripe-webhook` says otherwise.
@@ -122,8 +123,8 @@ impl From<anyhow::Error> for HandlerError {
     }
 }
 
-impl From<crate::db::DbError> for HandlerError {
-    fn from(e: crate::db::DbError) -> Self {
+impl From<crate::platform::db::DbError> for HandlerError {
+    fn from(e: crate::platform::db::DbError) -> Self {
         HandlerError::Retry(e.into())
     }
 }

@@ -6,8 +6,8 @@ use rocket::Shutdown;
 
 use super::store::{self, Claim, Recorded};
 use super::{Handled, HandlerError, StoredEvent, Webhooks};
-use crate::clock::{Millis, SharedClock};
-use crate::db::{Db, DbError};
+use crate::platform::clock::{Millis, SharedClock};
+use crate::platform::db::{Db, DbError};
 
 /// How often the worker looks for due events when nobody wakes it.
 pub const TICK: Duration = Duration::from_secs(5);

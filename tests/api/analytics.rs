@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use audiostudio::clock::rfc3339;
+use audiostudio::platform::clock::rfc3339;
 use rocket::http::Status;
 use serde_json::{Value, json};
 

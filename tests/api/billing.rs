@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use audiostudio::billing::stripe::{RetryPolicy, Stripe, StripeError};
-use audiostudio::error::ApiError;
+use audiostudio::http::error::ApiError;
 use rocket::figment::providers::Serialized;
 use rocket::http::{ContentType, Header, Status};
 use serde_json::{Value, json};

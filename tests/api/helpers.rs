@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use audiostudio::clock::ManualClock;
+use audiostudio::platform::clock::ManualClock;
 use audiostudio::{App, Deps};
 use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
@@ -25,21 +25,22 @@ pub struct TestApp {
 pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_now();
-    let figment = audiostudio::config::figment(Some(Path::new("/nonexistent/Rocket.toml")))
-        .merge(Serialized::global("data_dir", dir.path()))
-        .merge(Serialized::global("log_level", "off"))
-        .merge(Serialized::global("argon2_memory_kib", 1024))
-        .merge(Serialized::global("argon2_iterations", 1))
-        .merge(Serialized::global("rate_limit_login_per_minute", 10_000))
-        .merge(Serialized::global("rate_limit_register_per_hour", 10_000))
-        .merge(Serialized::global(
-            "rate_limit_password_reset_per_hour",
-            10_000,
-        ))
-        .merge(Serialized::global(
-            "public_base_url",
-            "https://studio.example.com",
-        ));
+    let figment =
+        audiostudio::platform::config::figment(Some(Path::new("/nonexistent/Rocket.toml")))
+            .merge(Serialized::global("data_dir", dir.path()))
+            .merge(Serialized::global("log_level", "off"))
+            .merge(Serialized::global("argon2_memory_kib", 1024))
+            .merge(Serialized::global("argon2_iterations", 1))
+            .merge(Serialized::global("rate_limit_login_per_minute", 10_000))
+            .merge(Serialized::global("rate_limit_register_per_hour", 10_000))
+            .merge(Serialized::global(
+                "rate_limit_password_reset_per_hour",
+                10_000,
+            ))
+            .merge(Serialized::global(
+                "public_base_url",
+                "https://studio.example.com",
+            ));
     let rocket = audiostudio::build(
         customize(figment),
         Deps {
@@ -109,7 +110,7 @@ impl Reply {
 
 impl TestApp {
     pub fn clock_now(&self) -> i64 {
-        use audiostudio::clock::Clock as _;
+        use audiostudio::platform::clock::Clock as _;
         self.clock.now_ms()
     }
 

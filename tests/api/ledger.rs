@@ -34,8 +34,8 @@ async fn grant(
                 },
                 now,
             )
-            .map_err(audiostudio::error::ApiError::from)?;
-            Ok::<_, audiostudio::error::ApiError>(match granted {
+            .map_err(audiostudio::http::error::ApiError::from)?;
+            Ok::<_, audiostudio::http::error::ApiError>(match granted {
                 ledger::Granted::New { lot_id, .. }
                 | ledger::Granted::AlreadyGranted { lot_id } => lot_id,
             })
@@ -787,7 +787,7 @@ async fn a_retry_is_answered_from_the_store_even_if_validation_would_now_fail() 
     app.promote(admin["user"]["id"].as_str().unwrap());
     app.register("ada@example.com").await;
     let soon = app.clock_now() + 60_000;
-    let expires_at = audiostudio::clock::rfc3339(soon);
+    let expires_at = audiostudio::platform::clock::rfc3339(soon);
     let body = json!({ "email": "ada@example.com", "amount": 5, "reason": "promo", "expires_at": expires_at });
     let first = post_with_key(
         &app,
@@ -874,11 +874,14 @@ async fn a_reference_reused_for_another_user_or_amount_is_refused() {
                 };
                 ledger::grant(tx, &grant, now)
                     .map(|_| ())
-                    .map_err(audiostudio::error::ApiError::from)
+                    .map_err(audiostudio::http::error::ApiError::from)
             })
             .await;
         assert!(
-            matches!(outcome, Err(audiostudio::error::ApiError::Conflict(_))),
+            matches!(
+                outcome,
+                Err(audiostudio::http::error::ApiError::Conflict(_))
+            ),
             "{outcome:?}"
         );
     }
@@ -899,7 +902,7 @@ async fn claw(
         .db
         .write(move |tx| {
             ledger::claw_back(tx, &user_id, lot, &reference, target, "refund", now)
-                .map_err(audiostudio::error::ApiError::from)
+                .map_err(audiostudio::http::error::ApiError::from)
         })
         .await
         .unwrap()

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use audiostudio::Deps;
-use audiostudio::clock::ManualClock;
+use audiostudio::platform::clock::ManualClock;
 use audiostudio::webhooks::worker::LEASE_MS;
 use audiostudio::webhooks::{
     BoxFuture, EventHandler, Handled, HandlerError, StoredEvent, Webhooks,
@@ -95,19 +95,20 @@ struct Hooked {
 async fn spawn_hooked(customize: impl FnOnce(Figment) -> Figment) -> Hooked {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_now();
-    let figment = audiostudio::config::figment(Some(Path::new("/nonexistent/Rocket.toml")))
-        .merge(Serialized::global("data_dir", dir.path()))
-        .merge(Serialized::global("log_level", "off"))
-        .merge(Serialized::global("argon2_memory_kib", 1024))
-        .merge(Serialized::global("argon2_iterations", 1))
-        .merge(Serialized::global("rate_limit_login_per_minute", 10_000))
-        .merge(Serialized::global("rate_limit_register_per_hour", 10_000))
-        .merge(Serialized::global(
-            "public_base_url",
-            "https://studio.example.com",
-        ))
-        .merge(Serialized::global("stripe_webhook_secret", SECRET))
-        .merge(Serialized::global("stripe_secret_key", "sk_test_123"));
+    let figment =
+        audiostudio::platform::config::figment(Some(Path::new("/nonexistent/Rocket.toml")))
+            .merge(Serialized::global("data_dir", dir.path()))
+            .merge(Serialized::global("log_level", "off"))
+            .merge(Serialized::global("argon2_memory_kib", 1024))
+            .merge(Serialized::global("argon2_iterations", 1))
+            .merge(Serialized::global("rate_limit_login_per_minute", 10_000))
+            .merge(Serialized::global("rate_limit_register_per_hour", 10_000))
+            .merge(Serialized::global(
+                "public_base_url",
+                "https://studio.example.com",
+            ))
+            .merge(Serialized::global("stripe_webhook_secret", SECRET))
+            .merge(Serialized::global("stripe_secret_key", "sk_test_123"));
     let rocket = audiostudio::build(
         customize(figment),
         Deps {

@@ -4,7 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::clock::Millis;
+use crate::platform::client::ClientInfo;
+use crate::platform::clock::Millis;
 
 /// The hash before the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -18,14 +19,14 @@ pub struct Actor {
 }
 
 impl Actor {
-    pub fn user(user_id: &str, client: &crate::http::ClientInfo) -> Actor {
+    pub fn user(user_id: &str, client: &ClientInfo) -> Actor {
         Actor {
             user_id: Some(user_id.to_owned()),
             ..Actor::anonymous(client)
         }
     }
 
-    pub fn anonymous(client: &crate::http::ClientInfo) -> Actor {
+    pub fn anonymous(client: &ClientInfo) -> Actor {
         Actor {
             user_id: None,
             ip: client.ip.map(|ip| ip.to_string()),

@@ -3,7 +3,8 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{accounts, admin, auth, error, health, tokens};
+use crate::http::error;
+use crate::{accounts, admin, auth, health, tokens};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -10,9 +10,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::clock::Millis;
-use crate::db::Db;
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
+use crate::platform::clock::Millis;
+use crate::platform::db::Db;
 
 const MAX_KEY_LEN: usize = 255;
 

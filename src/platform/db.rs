@@ -15,7 +15,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::config::{Settings, Synchronous};
+use crate::platform::config::{Settings, Synchronous};
 
 mod embedded {
     refinery::embed_migrations!("migrations");

@@ -159,10 +159,10 @@ impl From<rusqlite::Error> for ApiError {
     }
 }
 
-impl From<crate::db::DbError> for ApiError {
-    fn from(e: crate::db::DbError) -> Self {
+impl From<crate::platform::db::DbError> for ApiError {
+    fn from(e: crate::platform::db::DbError) -> Self {
         match e {
-            crate::db::DbError::Unavailable(msg) => ApiError::Unavailable(msg),
+            crate::platform::db::DbError::Unavailable(msg) => ApiError::Unavailable(msg),
             other => ApiError::Internal(other.into()),
         }
     }

@@ -1,0 +1,54 @@
+//! The whole application: Rocket with every feature's stage, the shared state, the
+//! catchers, the API docs and the background workers. Nothing imports this module
+//! but `cli` (and the tests).
+
+mod openapi;
+mod workers;
+
+use std::sync::Arc;
+
+use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
+use rocket::{Build, Rocket};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::platform::config::Settings;
+use crate::state::{App, Deps};
+use crate::{accounts, admin, billing, health, http, tokens, webhooks};
+
+pub use openapi::document as openapi_document;
+
+/// The whole application on `figment`: used by `serve` and by every test.
+pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
+    let settings = Settings::from_figment(&figment)?;
+    let app = App::open(settings, deps)?;
+    if app.mailer.is_development() {
+        tracing::warn!(
+            "SMTP_URL is not set: emails are NOT sent; the development mailer prints each whole message, links and tokens included, to the log"
+        );
+    }
+    // Stripe's webhook events are handled by billing: grants, clawbacks, subscription state.
+    let webhooks = webhooks::Webhooks::new(Arc::new(billing::events::BillingEvents::new(&app)));
+    let rocket = rocket::custom(figment)
+        // The auth guards read these three; handlers read `App`.
+        .manage(app.db.clone())
+        .manage(app.clock.clone())
+        .manage(app.jwt.clone())
+        .manage(app)
+        .manage(webhooks)
+        .attach(http::HttpBasics)
+        .attach(AdHoc::on_liftoff("background workers", |rocket| {
+            Box::pin(async move { workers::start(rocket) })
+        }))
+        .register("/", http::error::catchers())
+        .mount(
+            "/",
+            SwaggerUi::new("/api/docs/<_..>").url("/api/openapi.json", openapi::document()),
+        );
+    let rocket = health::stage(rocket);
+    let rocket = accounts::stage(rocket);
+    let rocket = tokens::stage(rocket);
+    let rocket = billing::stage(rocket);
+    let rocket = webhooks::stage(rocket);
+    Ok(admin::stage(rocket))
+}

@@ -1,0 +1,44 @@
+//! The background workers, started at liftoff and stopped by Rocket's shutdown.
+
+use std::time::Duration;
+
+use rocket::{Orbit, Rocket};
+
+use crate::state::App;
+use crate::{platform, tokens, webhooks};
+
+pub(super) fn start(rocket: &Rocket<Orbit>) {
+    let Some(app) = rocket.state::<App>() else {
+        return;
+    };
+    let from = app.settings.email_from.parse().unwrap_or_else(|_| {
+        "audiostudio <no-reply@localhost>"
+            .parse()
+            .expect("valid mailbox")
+    });
+    tokio::spawn(platform::mail::run_outbox_worker(
+        app.db.clone(),
+        app.mailer.clone(),
+        from,
+        app.settings.email_max_attempts,
+        app.clock.clone(),
+        app.mail_wakeup.clone(),
+        rocket.shutdown(),
+    ));
+    tokio::spawn(tokens::run_sweeper(
+        app.db.clone(),
+        app.clock.clone(),
+        Duration::from_secs(app.settings.token_sweep_interval_secs),
+        rocket.shutdown(),
+    ));
+    webhooks::spawn_worker(rocket);
+    let (limits, mut stop) = (app.limits.clone(), rocket.shutdown());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => limits.retain_recent(),
+                _ = &mut stop => break,
+            }
+        }
+    });
+}

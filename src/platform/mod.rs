@@ -1,0 +1,11 @@
+//! What every layer stands on, with nothing of the HTTP world: time, settings, the
+//! database, the audit chain, outgoing mail, secret tokens and the retry schedule.
+
+pub mod audit;
+pub mod backoff;
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod mail;
+pub mod secret_token;
