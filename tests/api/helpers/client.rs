@@ -143,3 +143,63 @@ pub fn access(body: &Value) -> &str {
 pub fn refresh(body: &Value) -> &str {
     body["refresh_token"].as_str().unwrap()
 }
+
+/// A request with extra headers.
+pub async fn send_with(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut request = match method {
+        "POST" => app.client.post(path.to_owned()),
+        "PUT" => app.client.put(path.to_owned()),
+        _ => app.client.get(path.to_owned()),
+    };
+    if let Some(body) = body {
+        request = request.header(ContentType::JSON).body(body.to_string());
+    }
+    request = request.header(Header::new("Authorization", format!("Bearer {token}")));
+    for (name, value) in headers {
+        request = request.header(Header::new(name.to_string(), value.to_string()));
+    }
+    Reply::from(request.dispatch().await).await
+}
+
+/// A POST with an `Idempotency-Key`.
+pub async fn post_with_key(
+    app: &TestApp,
+    path: &str,
+    body: Value,
+    token: &str,
+    key: &str,
+) -> Reply {
+    send_with(
+        app,
+        "POST",
+        path,
+        Some(body),
+        token,
+        &[("Idempotency-Key", key)],
+    )
+    .await
+}
+
+/// `GET /api/tokens/balance`, which must answer 200.
+pub async fn balance(app: &TestApp, token: &str) -> Value {
+    let reply = app.get("/api/tokens/balance", Some(token)).await;
+    assert_eq!(reply.status, Status::Ok, "{}", reply.body);
+    reply.body
+}
+
+/// A claim of social task `task`, with a proof URL and `handle` if given.
+pub async fn claim(app: &TestApp, token: &str, task: &str, handle: Option<&str>) -> Reply {
+    let mut body =
+        json!({ "task_id": task, "proof_url": format!("https://social.example.com/{task}/proof") });
+    if let Some(handle) = handle {
+        body["handle"] = json!(handle);
+    }
+    app.post("/api/tokens/social", body, Some(token)).await
+}

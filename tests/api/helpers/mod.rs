@@ -7,6 +7,7 @@ mod rows;
 mod tools;
 
 pub use app::*;
+pub use builders::*;
 pub use client::*;
 pub use rows::*;
 pub use tools::*;

@@ -1,8 +1,30 @@
 //! Readers of what the application stored, for assertions.
 
+use audiostudio::tokens::ledger;
+
 use super::TestApp;
 
 impl TestApp {
+    /// The stored webhook event `id`; fails when there is none.
+    pub fn webhook_event(&self, id: &str) -> WebhookEventRow {
+        self.db()
+            .query_row(
+                "SELECT status, attempts, last_error, next_attempt_at, processed_at, note FROM webhook_events WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(WebhookEventRow {
+                        status: r.get(0)?,
+                        attempts: r.get(1)?,
+                        last_error: r.get(2)?,
+                        next_attempt_at: r.get(3)?,
+                        processed_at: r.get(4)?,
+                        note: r.get(5)?,
+                    })
+                },
+            )
+            .unwrap_or_else(|e| panic!("no stored event {id}: {e}"))
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.db().query_row(sql, [], |r| r.get(0)).unwrap()
     }
@@ -24,15 +46,18 @@ impl TestApp {
         token_in(&text)
     }
 
-    pub fn audit_actions(&self) -> Vec<String> {
+    /// The first column of every row `sql` selects, in its order.
+    pub fn column<T: rusqlite::types::FromSql>(&self, sql: &str) -> Vec<T> {
         let db = self.db();
-        let mut stmt = db
-            .prepare("SELECT action FROM audit_logs ORDER BY id")
-            .unwrap();
+        let mut stmt = db.prepare(sql).unwrap();
         stmt.query_map([], |r| r.get(0))
             .unwrap()
             .map(Result::unwrap)
             .collect()
+    }
+
+    pub fn audit_actions(&self) -> Vec<String> {
+        self.column("SELECT action FROM audit_logs ORDER BY id")
     }
 
     /// Every row of every application table, to show that a request changed nothing.
@@ -80,4 +105,21 @@ impl TestApp {
 pub fn token_in(text: &str) -> String {
     let re = regex::Regex::new(r"token=([A-Za-z0-9_-]+)").unwrap();
     re.captures(text).expect("a token link")[1].to_owned()
+}
+
+/// Asserts that `ledger::check` finds no balance out of step with the ledger.
+pub fn assert_ledger_consistent(app: &TestApp) {
+    let (_, mismatches) = ledger::check(&app.db()).unwrap();
+    assert!(mismatches.is_empty(), "{mismatches:?}");
+}
+
+/// A stored Stripe webhook event, as the worker left it.
+#[derive(Debug)]
+pub struct WebhookEventRow {
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<i64>,
+    pub processed_at: Option<i64>,
+    pub note: Option<String>,
 }
