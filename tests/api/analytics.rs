@@ -7,7 +7,6 @@ use rocket::http::Status;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::social::{admin, claim, seed_tasks, user};
 
 type Groups = BTreeMap<String, (i64, i64)>;
 

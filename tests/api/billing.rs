@@ -7,7 +7,7 @@ use std::time::Duration;
 use audiostudio::billing::stripe::{RetryPolicy, Stripe, StripeError};
 use audiostudio::http::error::ApiError;
 use rocket::figment::providers::Serialized;
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::Status;
 use serde_json::{Value, json};
 
 use crate::fake_stripe::{FakeStripe, Recorded, stripe_error};
@@ -18,20 +18,12 @@ const KEY: &str = "sk_test_fake_4eC39HqLyjWDarjtT1zdp7dc";
 async fn billing_app(fake: &FakeStripe) -> TestApp {
     let base = fake.url.clone();
     spawn_app_with(move |f| {
-        f.merge(Serialized::global("stripe_secret_key", KEY))
-            .merge(Serialized::global("stripe_api_base", base))
-            .merge(Serialized::global(
-                "billing_redirect_origins",
-                vec!["https://app.example.com", "http://localhost:3000"],
-            ))
-            .merge(Serialized::global(
-                "billing_success_url",
-                "https://studio.example.com/billing/success",
-            ))
-            .merge(Serialized::global(
-                "billing_cancel_url",
-                "https://studio.example.com/billing/cancel",
-            ))
+        with_billing(
+            f,
+            KEY,
+            &base,
+            &["https://app.example.com", "http://localhost:3000"],
+        )
     })
     .await
 }
@@ -57,38 +49,6 @@ fn seed_catalogue(app: &TestApp, fake: &FakeStripe) {
     fake.add_price("price_studio", 3900, Some("month"));
     fake.add_price("price_retired", 900, Some("month"));
     fake.add_price("price_small", 500, None);
-}
-
-async fn user(app: &TestApp, email: &str) -> (String, String) {
-    let session = app.register(email).await;
-    (
-        access(&session).to_owned(),
-        session["user"]["id"].as_str().unwrap().to_owned(),
-    )
-}
-
-/// A request with extra headers.
-async fn send_with(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-    token: &str,
-    headers: &[(&str, &str)],
-) -> Reply {
-    let mut request = match method {
-        "POST" => app.client.post(path.to_owned()),
-        "PUT" => app.client.put(path.to_owned()),
-        _ => app.client.get(path.to_owned()),
-    };
-    if let Some(body) = body {
-        request = request.header(ContentType::JSON).body(body.to_string());
-    }
-    request = request.header(Header::new("Authorization", format!("Bearer {token}")));
-    for (name, value) in headers {
-        request = request.header(Header::new(name.to_string(), value.to_string()));
-    }
-    Reply::from(request.dispatch().await).await
 }
 
 fn customer_of(app: &TestApp, user_id: &str) -> Option<String> {
@@ -817,16 +777,7 @@ async fn cancel_resume_and_update_send_stripe_the_right_fields_and_are_recorded(
     assert_eq!(status, "canceled");
     assert!(canceled_at.is_some());
 
-    let kinds: Vec<String> = {
-        let db = app.db();
-        let mut stmt = db
-            .prepare("SELECT kind FROM subscription_changes ORDER BY id")
-            .unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let kinds: Vec<String> = app.column("SELECT kind FROM subscription_changes ORDER BY id");
     assert_eq!(
         kinds,
         [
@@ -1503,20 +1454,8 @@ async fn run_cli(app: &TestApp, fake: &FakeStripe, args: &[&str]) -> std::proces
 }
 
 async fn run_cli_env(app: &TestApp, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_audiostudio"));
-    command
-        .current_dir(app.dir.path())
-        .arg("--data-dir")
-        .arg(app.dir.path())
-        .args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROCKET_")
-            || key.starts_with("STRIPE_")
-            || key.starts_with("AUDIOSTUDIO_")
-        {
-            command.env_remove(key);
-        }
-    }
+    let mut command = audiostudio_command(app.dir.path());
+    command.args(args);
     for (key, value) in env {
         command.env(key, value);
     }

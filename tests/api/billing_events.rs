@@ -8,11 +8,9 @@ use std::time::Duration;
 use audiostudio::billing::events::GRANT_GRACE_MS;
 use audiostudio::tokens::ledger;
 use audiostudio::webhooks::Webhooks;
-use hmac::{Hmac, KeyInit, Mac};
 use rocket::figment::providers::Serialized;
 use rocket::http::{ContentType, Header, Status};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::fake_stripe::{FakeStripe, stripe_error, unused_port};
 use crate::helpers::*;
@@ -24,21 +22,8 @@ const DAY: i64 = 86_400;
 async fn events_app(base: &str) -> TestApp {
     let base = base.to_owned();
     spawn_app_with(move |f| {
-        f.merge(Serialized::global("stripe_secret_key", KEY))
-            .merge(Serialized::global("stripe_api_base", base))
+        with_billing(f, KEY, &base, &["https://studio.example.com"])
             .merge(Serialized::global("stripe_webhook_secret", SECRET))
-            .merge(Serialized::global(
-                "billing_redirect_origins",
-                vec!["https://studio.example.com"],
-            ))
-            .merge(Serialized::global(
-                "billing_success_url",
-                "https://studio.example.com/billing/success",
-            ))
-            .merge(Serialized::global(
-                "billing_cancel_url",
-                "https://studio.example.com/billing/cancel",
-            ))
     })
     .await
 }
@@ -62,13 +47,6 @@ fn seed_catalogue(app: &TestApp, fake: &FakeStripe) {
     fake.add_price("price_large", 1800, None);
 }
 
-/// HMAC-SHA256 of `t.body`, computed here independently of the app's code.
-fn signed(secret: &str, t: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.{body}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 struct User {
     token: String,
     id: String,
@@ -90,15 +68,6 @@ struct Sub {
     customer: String,
     start: i64,
     end: i64,
-}
-
-#[derive(Debug)]
-struct EventRow {
-    status: String,
-    attempts: u32,
-    last_error: Option<String>,
-    next_attempt_at: Option<i64>,
-    note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,29 +167,10 @@ impl Harness {
         reply.body
     }
 
-    fn event(&self, id: &str) -> EventRow {
-        self.app
-            .db()
-            .query_row(
-                "SELECT status, attempts, last_error, next_attempt_at, note FROM webhook_events WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(EventRow {
-                        status: r.get(0)?,
-                        attempts: r.get(1)?,
-                        last_error: r.get(2)?,
-                        next_attempt_at: r.get(3)?,
-                        note: r.get(4)?,
-                    })
-                },
-            )
-            .unwrap_or_else(|e| panic!("no stored event {id}: {e}"))
-    }
-
     /// Waits until the worker has finished attempt `attempts` of event `id`.
-    async fn attempted(&self, id: &str, attempts: u32) -> EventRow {
+    async fn attempted(&self, id: &str, attempts: u32) -> WebhookEventRow {
         for _ in 0..800 {
-            let row = self.event(id);
+            let row = self.app.webhook_event(id);
             if row.attempts >= attempts && row.status != "processing" {
                 return row;
             }
@@ -228,12 +178,12 @@ impl Harness {
         }
         panic!(
             "attempt {attempts} of {id} never finished: {:?}",
-            self.event(id)
+            self.app.webhook_event(id)
         );
     }
 
     /// Delivers an event and waits for its first attempt.
-    async fn process(&self, id: &str, kind: &str, object: &Value) -> EventRow {
+    async fn process(&self, id: &str, kind: &str, object: &Value) -> WebhookEventRow {
         let reply = self.deliver(id, kind, object).await;
         assert_eq!(reply["duplicate"], false, "{id} was delivered before");
         self.attempted(id, 1).await
@@ -1732,7 +1682,7 @@ async fn stripe_failing_during_processing_is_retried_later_and_succeeds() {
     )
     .await;
     assert_eq!(h.balance(&bob).await, 500);
-    assert_eq!(h.event("evt_flaky").attempts, 1, "not due yet");
+    assert_eq!(h.app.webhook_event("evt_flaky").attempts, 1, "not due yet");
 
     // Once due, the retry succeeds.
     h.app.clock.advance_secs(40);

@@ -2,7 +2,7 @@
 
 use audiostudio::tokens::ledger::{self, Grant, Source};
 use rocket::figment::providers::Serialized;
-use rocket::http::{Header, Status};
+use rocket::http::Status;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -51,17 +51,6 @@ async fn spend(app: &TestApp, token: &str, amount: i64) -> Reply {
         Some(token),
     )
     .await
-}
-
-async fn balance(app: &TestApp, token: &str) -> Value {
-    let reply = app.get("/api/tokens/balance", Some(token)).await;
-    assert_eq!(reply.status, Status::Ok, "{}", reply.body);
-    reply.body
-}
-
-fn assert_ledger_consistent(app: &TestApp) {
-    let (_, mismatches) = ledger::check(&app.db()).unwrap();
-    assert!(mismatches.is_empty(), "{mismatches:?}");
 }
 
 #[rocket::async_test]
@@ -414,17 +403,6 @@ async fn one_users_tokens_and_holds_are_invisible_to_another() {
         json!([])
     );
     assert_eq!(balance(&app, access(&ada)).await["balance"], 40);
-}
-
-async fn post_with_key(app: &TestApp, path: &str, body: Value, token: &str, key: &str) -> Reply {
-    let request = app
-        .client
-        .post(path.to_owned())
-        .header(rocket::http::ContentType::JSON)
-        .header(Header::new("Authorization", format!("Bearer {token}")))
-        .header(Header::new("Idempotency-Key", key.to_owned()))
-        .body(body.to_string());
-    Reply::from(request.dispatch().await).await
 }
 
 #[rocket::async_test]

@@ -1,68 +1,12 @@
 //! Social engagement rewards: claiming, the daily cap, one claim per task and handle, admin review.
 
-use audiostudio::tokens::ledger;
 use rocket::figment::providers::Serialized;
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::Status;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 const DAY_MS: i64 = 86_400_000;
-
-/// The catalogue `audiostudio seed` installs, plus a retired task that must never show.
-pub fn seed_tasks(app: &TestApp) {
-    app.db()
-        .execute_batch(
-            "INSERT INTO social_tasks (id, platform, action, title, description, reward_tokens, auto_approve, reward_expires_days, active, sort_order, created_at) VALUES
-               ('task_x_follow', 'x', 'follow', 'Follow audiostudio on X', 'Follow @audiostudio', 50, 1, 90, 1, 0, 0),
-               ('task_youtube_subscribe', 'youtube', 'subscribe', 'Subscribe on YouTube', NULL, 50, 1, 90, 1, 1, 0),
-               ('task_instagram_share', 'instagram', 'share', 'Share a track you made on Instagram', NULL, 150, 0, NULL, 1, 2, 0),
-               ('task_tiktok_video', 'tiktok', 'video', 'Post a TikTok made with audiostudio', NULL, 300, 0, 30, 1, 3, 0),
-               ('task_retired', 'myspace', 'friend', 'Befriend us on MySpace', NULL, 999, 1, NULL, 0, 4, 0)",
-        )
-        .unwrap();
-}
-
-/// A registered user: (access token, user id).
-pub async fn user(app: &TestApp, email: &str) -> (String, String) {
-    let session = app.register(email).await;
-    (
-        access(&session).to_owned(),
-        session["user"]["id"].as_str().unwrap().to_owned(),
-    )
-}
-
-pub async fn admin(app: &TestApp) -> (String, String) {
-    let (token, id) = user(app, "root@example.com").await;
-    app.promote(&id);
-    (token, id)
-}
-
-pub async fn claim(app: &TestApp, token: &str, task: &str, handle: Option<&str>) -> Reply {
-    let mut body =
-        json!({ "task_id": task, "proof_url": format!("https://social.example.com/{task}/proof") });
-    if let Some(handle) = handle {
-        body["handle"] = json!(handle);
-    }
-    app.post("/api/tokens/social", body, Some(token)).await
-}
-
-async fn claim_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> Reply {
-    let request = app
-        .client
-        .post("/api/tokens/social")
-        .header(ContentType::JSON)
-        .header(Header::new("Authorization", format!("Bearer {token}")))
-        .header(Header::new("Idempotency-Key", key.to_owned()))
-        .body(body.to_string());
-    Reply::from(request.dispatch().await).await
-}
-
-async fn balance(app: &TestApp, token: &str) -> i64 {
-    let reply = app.get("/api/tokens/balance", Some(token)).await;
-    assert_eq!(reply.status, Status::Ok, "{}", reply.body);
-    reply.body["balance"].as_i64().unwrap()
-}
 
 async fn states(app: &TestApp, token: &str) -> Vec<(String, String)> {
     let reply = app.get("/api/tokens/social", Some(token)).await;
@@ -80,9 +24,13 @@ async fn states(app: &TestApp, token: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn assert_ledger_consistent(app: &TestApp) {
-    let (_, mismatches) = ledger::check(&app.db()).unwrap();
-    assert!(mismatches.is_empty(), "{mismatches:?}");
+async fn claim_with_key(app: &TestApp, token: &str, key: &str, body: &Value) -> Reply {
+    post_with_key(app, "/api/tokens/social", body.clone(), token, key).await
+}
+
+/// The spendable balance, in tokens.
+async fn balance_of(app: &TestApp, token: &str) -> i64 {
+    balance(app, token).await["balance"].as_i64().unwrap()
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -175,7 +123,7 @@ async fn an_auto_approved_claim_pays_at_once_with_an_expiring_reward_lot() {
     assert_eq!(claim["handle"], "Ada_Lovelace");
     assert!(claim["created_at"].is_string() && claim["reviewed_at"].is_string());
     assert_eq!(reply.body["balance"], 50);
-    assert_eq!(balance(&app, &ada).await, 50);
+    assert_eq!(balance_of(&app, &ada).await, 50);
 
     let claim_id = claim["id"].as_str().unwrap().to_owned();
     let (kind, source, reference, amount): (String, String, String, i64) = app
@@ -258,7 +206,7 @@ async fn claiming_the_same_task_twice_is_a_conflict() {
         app.count("SELECT COUNT(*) FROM social_engagements WHERE task_id = 'task_x_follow'"),
         1
     );
-    assert_eq!(balance(&app, &ada).await, 50);
+    assert_eq!(balance_of(&app, &ada).await, 50);
     assert_ne!(app.snapshot(), before);
     assert_ledger_consistent(&app);
 }
@@ -287,7 +235,7 @@ async fn a_handle_can_claim_a_task_for_one_account_only() {
         );
     }
     assert_eq!(app.snapshot(), before, "a refused claim changed something");
-    assert_eq!(balance(&app, &bob).await, 0);
+    assert_eq!(balance_of(&app, &bob).await, 0);
     // The same handle on another task, and another handle on this task, are fine.
     assert_eq!(
         claim(&app, &ada, "task_youtube_subscribe", Some("ada"))
@@ -299,7 +247,7 @@ async fn a_handle_can_claim_a_task_for_one_account_only() {
         claim(&app, &bob, "task_x_follow", Some("bob")).await.status,
         Status::Created
     );
-    assert_eq!(balance(&app, &bob).await, 50);
+    assert_eq!(balance_of(&app, &bob).await, 50);
     assert_ledger_consistent(&app);
 }
 
@@ -343,7 +291,7 @@ async fn the_daily_reward_cap_holds_claims_back_until_midnight_utc() {
         .await
         .assert_problem(429);
     assert_eq!(app.snapshot(), before);
-    assert_eq!(balance(&app, &ada).await, 100);
+    assert_eq!(balance_of(&app, &ada).await, 100);
     // The cap is per user.
     assert_eq!(
         claim(&app, &bob, "task_tiny", None).await.status,
@@ -377,7 +325,7 @@ async fn the_daily_reward_cap_holds_claims_back_until_midnight_utc() {
     let ada = access(&app.login("ada@example.com", PASSWORD).await.body).to_owned();
     let later = claim(&app, &ada, "task_later", None).await;
     assert_eq!(later.status, Status::Created, "{}", later.body);
-    assert_eq!(balance(&app, &ada).await, 140);
+    assert_eq!(balance_of(&app, &ada).await, 140);
     assert_ledger_consistent(&app);
 }
 
@@ -418,7 +366,7 @@ async fn review_approves_once_and_rejects_without_tokens() {
     assert_eq!(approved.body["status"], "approved");
     assert_eq!(approved.body["reviewed_by"], root_id.as_str());
     assert!(approved.body["reviewed_at"].is_string());
-    assert_eq!(balance(&app, &ada).await, 150);
+    assert_eq!(balance_of(&app, &ada).await, 150);
     // No expiry on this task: the lot never expires.
     assert_eq!(
         app.count(&format!(
@@ -442,7 +390,7 @@ async fn review_approves_once_and_rejects_without_tokens() {
     .await
     .assert_problem(409);
     assert_eq!(app.snapshot(), before);
-    assert_eq!(balance(&app, &ada).await, 150);
+    assert_eq!(balance_of(&app, &ada).await, 150);
 
     let rejected = app
         .send(
@@ -464,7 +412,7 @@ async fn review_approves_once_and_rejects_without_tokens() {
     )
     .await
     .assert_problem(409);
-    assert_eq!(balance(&app, &ada).await, 150);
+    assert_eq!(balance_of(&app, &ada).await, 150);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM token_lots WHERE source = 'reward'"),
         1
@@ -568,7 +516,7 @@ async fn users_cannot_review_claims() {
             .assert_problem(401);
     }
     assert_eq!(app.snapshot(), before);
-    assert_eq!(balance(&app, &ada).await, 0);
+    assert_eq!(balance_of(&app, &ada).await, 0);
 }
 
 #[rocket::async_test]
@@ -638,7 +586,7 @@ async fn a_retried_claim_with_the_same_key_claims_once() {
     assert_eq!(first.body, again.body);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(app.count("SELECT COUNT(*) FROM social_engagements"), 1);
-    assert_eq!(balance(&app, &ada).await, 50);
+    assert_eq!(balance_of(&app, &ada).await, 50);
 
     // The same key with another request is refused; a new key meets the one-claim rule.
     let other = json!({ "task_id": "task_youtube_subscribe", "proof_url": "https://x.com/ada" });
@@ -656,7 +604,7 @@ async fn a_retried_claim_with_the_same_key_claims_once() {
         app.count("SELECT COUNT(*) FROM token_lots WHERE source = 'reward'"),
         1
     );
-    assert_eq!(balance(&app, &ada).await, 50);
+    assert_eq!(balance_of(&app, &ada).await, 50);
     assert_ledger_consistent(&app);
 }
 

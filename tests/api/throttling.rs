@@ -68,14 +68,7 @@ async fn an_account_locks_after_repeated_failures_whatever_the_ip_then_releases(
         )
         .await;
     assert_eq!(ok.status, Status::Ok, "{}", ok.body);
-    let locked_flags: Vec<bool> = {
-        let db = app.db();
-        let mut stmt = db.prepare("SELECT json_extract(details, '$.locked') FROM audit_logs WHERE action = 'auth.login_failed' ORDER BY id").unwrap();
-        stmt.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let locked_flags: Vec<bool> = app.column("SELECT json_extract(details, '$.locked') FROM audit_logs WHERE action = 'auth.login_failed' ORDER BY id");
     assert_eq!(locked_flags, [false, false, true]);
 }
 

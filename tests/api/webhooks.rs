@@ -6,19 +6,14 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use audiostudio::Deps;
-use audiostudio::platform::clock::ManualClock;
 use audiostudio::webhooks::worker::LEASE_MS;
 use audiostudio::webhooks::{
     BoxFuture, EventHandler, Handled, HandlerError, StoredEvent, Webhooks,
 };
-use hmac::{Hmac, KeyInit, Mac};
 use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
 use rocket::http::{ContentType, Header, Status};
-use rocket::local::asynchronous::Client;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use crate::helpers::*;
 
@@ -93,40 +88,27 @@ struct Hooked {
 /// An app with a webhook secret, a test-mode key and the scripted handler registered
 /// (as billing registers its own: a managed `Webhooks`).
 async fn spawn_hooked(customize: impl FnOnce(Figment) -> Figment) -> Hooked {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_now();
-    let figment =
-        audiostudio::platform::config::figment(Some(Path::new("/nonexistent/Rocket.toml")))
-            .merge(Serialized::global("data_dir", dir.path()))
-            .merge(Serialized::global("log_level", "off"))
-            .merge(Serialized::global("argon2_memory_kib", 1024))
-            .merge(Serialized::global("argon2_iterations", 1))
-            .merge(Serialized::global("rate_limit_login_per_minute", 10_000))
-            .merge(Serialized::global("rate_limit_register_per_hour", 10_000))
-            .merge(Serialized::global(
-                "public_base_url",
-                "https://studio.example.com",
-            ))
-            .merge(Serialized::global("stripe_webhook_secret", SECRET))
-            .merge(Serialized::global("stripe_secret_key", "sk_test_123"));
-    let rocket = audiostudio::build(
-        customize(figment),
-        Deps {
-            clock: clock.clone(),
+    let app = spawn_app_prepared(
+        |f| {
+            customize(
+                f.merge(Serialized::global("stripe_webhook_secret", SECRET))
+                    .merge(Serialized::global("stripe_secret_key", "sk_test_123")),
+            )
+        },
+        |rocket| {
+            if rocket.state::<Webhooks>().is_some() {
+                rocket
+            } else {
+                rocket.manage(Webhooks::default())
+            }
         },
     )
-    .unwrap();
-    let rocket = if rocket.state::<Webhooks>().is_some() {
-        rocket
-    } else {
-        rocket.manage(Webhooks::default())
-    };
-    let client = Client::untracked(rocket).await.unwrap();
-    let hooks = client.rocket().state::<Webhooks>().unwrap().clone();
+    .await;
+    let hooks = app.client.rocket().state::<Webhooks>().unwrap().clone();
     let handler = Arc::new(Scripted::default());
     hooks.set_handler(handler.clone());
     Hooked {
-        app: TestApp { client, clock, dir },
+        app,
         hooks,
         handler,
     }
@@ -149,17 +131,6 @@ fn event(id: &str, kind: &str, livemode: bool) -> String {
         "pending_webhooks": 1,
     })
     .to_string()
-}
-
-/// HMAC-SHA256 of `t.body`, computed here independently of the app's code.
-fn v1(secret: &str, t: i64, body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(format!("{t}.{body}").as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
-fn signed(secret: &str, t: i64, body: &str) -> String {
-    format!("t={t},v1={}", v1(secret, t, body))
 }
 
 /// Stripe's Python library, through tests/webhook_signature.py. Fails (never skips) when
@@ -233,30 +204,10 @@ impl Hooked {
         reply
     }
 
-    fn row(&self, id: &str) -> EventRow {
-        self.app
-            .db()
-            .query_row(
-                "SELECT status, attempts, last_error, next_attempt_at, processed_at, note FROM webhook_events WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok(EventRow {
-                        status: r.get(0)?,
-                        attempts: r.get(1)?,
-                        last_error: r.get(2)?,
-                        next_attempt_at: r.get(3)?,
-                        processed_at: r.get(4)?,
-                        note: r.get(5)?,
-                    })
-                },
-            )
-            .unwrap_or_else(|e| panic!("no stored event {id}: {e}"))
-    }
-
     /// Waits for the worker to bring `id` to `status` with `attempts`.
-    async fn wait_for(&self, id: &str, status: &str, attempts: u32) -> EventRow {
+    async fn wait_for(&self, id: &str, status: &str, attempts: u32) -> WebhookEventRow {
         for _ in 0..400 {
-            let row = self.row(id);
+            let row = self.app.webhook_event(id);
             if row.status == status && row.attempts == attempts {
                 return row;
             }
@@ -264,7 +215,7 @@ impl Hooked {
         }
         panic!(
             "{id} never became {status} after {attempts} attempts: {:?}",
-            self.row(id)
+            self.app.webhook_event(id)
         );
     }
 
@@ -284,16 +235,6 @@ impl Hooked {
         let admin = self.app.login("root@example.com", PASSWORD).await;
         access(&admin.body).to_owned()
     }
-}
-
-#[derive(Debug)]
-struct EventRow {
-    status: String,
-    attempts: u32,
-    last_error: Option<String>,
-    next_attempt_at: Option<i64>,
-    processed_at: Option<i64>,
-    note: Option<String>,
 }
 
 // --- signatures ---------------------------------------------------------------------------
@@ -522,7 +463,7 @@ async fn a_redelivered_event_is_stored_and_handled_once() {
     hooked.settle().await;
     assert_eq!(hooked.count(), 1);
     assert_eq!(hooked.handler.calls("evt_dup").len(), 1);
-    assert_eq!(hooked.row("evt_dup").status, "processed");
+    assert_eq!(hooked.app.webhook_event("evt_dup").status, "processed");
 }
 
 #[rocket::async_test]
@@ -537,7 +478,7 @@ async fn events_of_the_other_mode_are_stored_as_ignored_unless_allowed() {
         .await;
     hooked.wait_for("evt_livemode", "processed", 1).await;
     hooked.settle().await;
-    let ignored = hooked.row("evt_testmode");
+    let ignored = hooked.app.webhook_event("evt_testmode");
     assert_eq!(ignored.status, "ignored");
     assert_eq!(ignored.attempts, 0);
     assert!(ignored.note.unwrap().contains("test mode event"));
@@ -677,7 +618,7 @@ async fn a_failing_event_is_retried_with_backoff_until_it_succeeds() {
     // Not due yet: nothing happens.
     hooked.app.clock.advance_secs(29);
     hooked.settle().await;
-    assert_eq!(hooked.row("evt_r").attempts, 1);
+    assert_eq!(hooked.app.webhook_event("evt_r").attempts, 1);
 
     hooked.app.clock.advance_secs(8);
     hooked.hooks.wake();
@@ -715,7 +656,7 @@ async fn an_event_fails_for_good_after_the_maximum_attempts() {
         let status = if attempt == 3 { "failed" } else { "pending" };
         hooked.wait_for("evt_f", status, attempt).await;
     }
-    let row = hooked.row("evt_f");
+    let row = hooked.app.webhook_event("evt_f");
     assert_eq!(row.next_attempt_at, None);
     assert!(row.last_error.unwrap().contains("attempt 3"));
     // Failed stays failed.
@@ -767,7 +708,7 @@ async fn an_event_left_processing_by_a_crash_is_picked_up_after_its_lease() {
         .unwrap();
     }
     hooked.settle().await;
-    assert_eq!(hooked.row("evt_crash").status, "processing");
+    assert_eq!(hooked.app.webhook_event("evt_crash").status, "processing");
 
     hooked.app.clock.advance_secs(LEASE_MS / 1000 + 1);
     hooked.hooks.wake();
@@ -932,26 +873,11 @@ async fn users_cannot_see_or_requeue_webhooks() {
 
 /// `audiostudio webhooks ...` on the test's database while the app runs.
 fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_audiostudio"));
-    cmd.current_dir(dir)
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("webhooks");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROCKET_") || key.starts_with("AUDIOSTUDIO_") {
-            cmd.env_remove(key);
-        }
-    }
-    for key in [
-        "JWT_SECRET",
-        "SMTP_URL",
-        "STRIPE_SECRET_KEY",
-        "STRIPE_WEBHOOK_SECRET",
-        "STRIPE_API_BASE",
-    ] {
-        cmd.env_remove(key);
-    }
-    let output = cmd.args(args).output().expect("run the audiostudio binary");
+    let output = audiostudio_command(dir)
+        .arg("webhooks")
+        .args(args)
+        .output()
+        .expect("run the audiostudio binary");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -1014,7 +940,7 @@ async fn the_cli_lists_and_replays_events() {
     assert!(out.contains("requeued 1"), "{out}");
     let (ok, out, _) = cli(&dir, &["replay", "evt_cli_unknown"]);
     assert!(ok && out.contains("requeued 1"), "{out}");
-    assert_eq!(hooked.row("evt_cli_fail").status, "pending");
+    assert_eq!(hooked.app.webhook_event("evt_cli_fail").status, "pending");
 
     // The running server's worker picks them up (the CLI stamps them with the wall clock).
     hooked.app.clock.advance_secs(600);

@@ -1,199 +1,13 @@
-//! End to end: the real `audiostudio` binary, started as a process and driven over HTTP and its CLI.
+//! Accounts end to end: configuration, sessions across a restart, and the users, audit,
+//! migrate, config, completions and help commands.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_audiostudio");
-const PASSWORD: &str = "violet kettle 9 tambourine";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
-const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Variables that would leak configuration from the environment running the tests.
-const LEAKY_VARS: [&str; 5] = [
-    "JWT_SECRET",
-    "SMTP_URL",
-    "STRIPE_SECRET_KEY",
-    "STRIPE_WEBHOOK_SECRET",
-    "RUST_LOG",
-];
-
-/// The binary with a clean environment, run from `cwd`.
-fn command(cwd: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(cwd);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROCKET_") || key.starts_with("AUDIOSTUDIO_") {
-            cmd.env_remove(key);
-        }
-    }
-    for key in LEAKY_VARS {
-        cmd.env_remove(key);
-    }
-    cmd
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
-fn is_listening(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
-}
-
-fn http() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("HTTP client")
-}
-
-/// Waits for `child` to exit, killing it (and failing) after `timeout`.
-fn wait_with_timeout(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("poll child") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A running server process; killed on drop if the test did not stop it.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    client: Client,
-}
-
-impl Server {
-    /// `audiostudio <args>` with the port from `ROCKET_PORT`, run from `cwd`.
-    fn start(cwd: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
-        let port = free_port();
-        let port_text = port.to_string();
-        let mut envs = envs.to_vec();
-        envs.push(("ROCKET_PORT", &port_text));
-        Server::launch(cwd, args, &envs, port)
-    }
-
-    /// `audiostudio <global_args> serve --port N`, run from `cwd`.
-    fn start_serve(cwd: &Path, global_args: &[&str]) -> Server {
-        let port = free_port();
-        let port_text = port.to_string();
-        let mut args = global_args.to_vec();
-        args.extend(["serve", "--port", &port_text]);
-        Server::launch(cwd, &args, &[], port)
-    }
-
-    fn launch(cwd: &Path, args: &[&str], envs: &[(&str, &str)], port: u16) -> Server {
-        let log = cwd.join(format!("server-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("create the server log");
-        let child = command(cwd)
-            .args(args)
-            .envs(envs.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("clone the log handle"))
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn audiostudio");
-        let mut server = Server {
-            child,
-            port,
-            log,
-            client: http(),
-        };
-        server.wait_until_healthy();
-        server
-    }
-
-    fn wait_until_healthy(&mut self) {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll server") {
-                panic!(
-                    "the server exited during startup with {status}:\n{}",
-                    self.log()
-                );
-            }
-            let ready = self
-                .client
-                .get(self.url("/health"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .is_ok_and(|r| r.status() == StatusCode::OK);
-            if ready {
-                return;
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "the server did not become healthy within {STARTUP_TIMEOUT:?}:\n{}",
-                    self.log()
-                );
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn get(&self, path: &str, token: Option<&str>) -> Response {
-        let mut request = self.client.get(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    fn post(&self, path: &str, body: &Value) -> Response {
-        self.client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
-    }
-
-    /// Sends SIGTERM and waits for the process to exit.
-    fn stop(&mut self) -> ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: `pid` is our own child, not yet reaped, so it cannot have been reused.
-        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(sent, 0, "kill(SIGTERM) failed");
-        wait_with_timeout(&mut self.child, EXIT_TIMEOUT, "the server after SIGTERM")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
+use crate::harness::*;
 
 /// Asserts the status and returns the JSON body, with the body in the failure message.
 fn expect_json(response: Response, status: StatusCode, what: &str) -> Value {
@@ -279,67 +93,6 @@ fn profile(server: &Server, access_token: &str) -> Value {
     expect_json(response, StatusCode::OK, "GET /api/auth/profile")
 }
 
-/// What a finished command printed.
-struct Output {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Display for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}\n--- stdout\n{}--- stderr\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Runs `audiostudio <args>` from `cwd`, feeding `stdin` when given.
-fn cli(cwd: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    cli_env(cwd, args, stdin, &[])
-}
-
-fn cli_env(cwd: &Path, args: &[&str], stdin: Option<&str>, envs: &[(&str, &str)]) -> Output {
-    let mut child = command(cwd)
-        .args(args)
-        .envs(envs.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn audiostudio");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        // The command may exit before reading (a bad email, say): a broken pipe is fine.
-        let _ = pipe.write_all(input.as_bytes());
-    }
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = read(Box::new(child.stdout.take().expect("stdout pipe")));
-    let stderr = read(Box::new(child.stderr.take().expect("stderr pipe")));
-    let status = wait_with_timeout(&mut child, CLI_TIMEOUT, &format!("audiostudio {args:?}"));
-    Output {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 temp path")
-}
-
 /// `audiostudio --data-dir <data> users create --email <email> [--admin]`, the password on stdin.
 fn create_user(cwd: &Path, data: &str, email: &str, admin: bool, password_line: &str) -> Output {
     let mut args = vec!["--data-dir", data, "users", "create", "--email", email];
@@ -397,7 +150,7 @@ fn a_server_with_no_configuration_serves_and_keeps_sessions_across_a_restart() {
 
     assert_stops_cleanly(&mut server);
 
-    let mut server = Server::start_serve(dir.path(), &[]);
+    let mut server = Server::start_serve(dir.path(), &[], &[]);
     assert_healthy(&server);
     assert_eq!(
         std::fs::read(&secret_path).unwrap(),

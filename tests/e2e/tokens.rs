@@ -2,256 +2,49 @@
 //! by many client threads at once, then checked with `audiostudio check` and the SQLite file.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::path::Path;
 use std::sync::{Barrier, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use reqwest::StatusCode;
-use reqwest::blocking::{Client, RequestBuilder};
+use reqwest::blocking::RequestBuilder;
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_audiostudio");
-const PASSWORD: &str = "violet kettle 9 tambourine";
+use crate::harness::*;
+
 const FEATURE: &str = "text_to_speech";
-const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The binary with a clean environment (no inherited `ROCKET_*`, secrets or log filters).
-fn command(cwd: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(cwd);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROCKET_") || key.starts_with("AUDIOSTUDIO_") {
-            cmd.env_remove(key);
-        }
-    }
-    for key in [
-        "JWT_SECRET",
-        "SMTP_URL",
-        "STRIPE_SECRET_KEY",
-        "STRIPE_WEBHOOK_SECRET",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(key);
-    }
-    cmd
-}
-
-/// Waits for `child`, killing it (and failing) after `TIMEOUT`.
-fn wait(child: &mut Child, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("poll child") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// `audiostudio --data-dir <data> <args>`, `stdin` fed to it.
-fn cli(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let data = dir.join("data");
-    let mut cmd = command(dir);
-    cmd.arg("--data-dir").arg(&data).args(args);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn audiostudio");
-    if let Some(mut pipe) = child.stdin.take() {
-        let _ = pipe.write_all(stdin.as_bytes());
-    }
-    // The outputs are a few lines, far below a pipe's buffer: waiting first cannot block.
-    let status = wait(&mut child, &format!("audiostudio {args:?}"));
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    if let Some(pipe) = child.stdout.as_mut() {
-        let _ = pipe.read_to_end(&mut stdout);
-    }
-    if let Some(pipe) = child.stderr.as_mut() {
-        let _ = pipe.read_to_end(&mut stderr);
-    }
-    Output {
-        status,
-        stdout,
-        stderr,
-    }
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Creates a user and grants `tokens` through the CLI (straight into SQLite).
 fn user_with_tokens(dir: &Path, email: &str, tokens: i64) {
-    let out = cli(
+    let out = data_cli(
         dir,
         &["users", "create", "--email", email],
-        &format!("{PASSWORD}\n"),
+        Some(&format!("{PASSWORD}\n")),
     );
-    assert!(out.status.success(), "users create: {}", show(&out));
+    assert!(out.status.success(), "users create: {out}");
     let amount = tokens.to_string();
-    let out = cli(
+    let out = data_cli(
         dir,
         &["tokens", "grant", email, &amount, "--reason", "e2e"],
-        "",
+        Some(""),
     );
-    assert!(out.status.success(), "tokens grant: {}", show(&out));
+    assert!(out.status.success(), "tokens grant: {out}");
 }
 
 fn assert_check_clean(dir: &Path) {
-    let out = cli(dir, &["check"], "");
+    let out = data_cli(dir, &["check"], Some(""));
     assert!(
         out.status.success(),
-        "audiostudio check found a mismatch: {}",
-        show(&out)
+        "audiostudio check found a mismatch: {out}"
     );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ledger consistent"),
-        "{}",
-        show(&out)
-    );
+    assert!(out.stdout.contains("ledger consistent"), "{out}");
 }
 
-fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("HTTP client")
-}
-
-/// A running server; killed on drop unless the test stopped it.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    http: Client,
-    token: String,
-}
-
-impl Server {
-    /// Serves `<dir>/data` and logs in as `email`.
-    fn start(dir: &Path, email: &str) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let log = dir.join(format!("server-{port}.log"));
-        let file = std::fs::File::create(&log).expect("server log");
-        let child = command(dir)
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["serve", "--port", &port.to_string()])
-            .envs([
-                ("ROCKET_ARGON2_MEMORY_KIB", "1024"),
-                ("ROCKET_ARGON2_ITERATIONS", "1"),
-                ("ROCKET_RATE_LIMIT_LOGIN_PER_MINUTE", "100000"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn audiostudio serve");
-        let mut server = Server {
-            child,
-            port,
-            log,
-            http: client(),
-            token: String::new(),
-        };
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = server.child.try_wait().expect("poll server") {
-                panic!(
-                    "the server exited at startup with {status}:\n{}",
-                    server.log()
-                );
-            }
-            let healthy = server
-                .http
-                .get(server.url("/health"))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .is_ok_and(|r| r.status() == StatusCode::OK);
-            if healthy {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "never healthy:\n{}",
-                server.log()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        let login = json!({ "email": email, "password": PASSWORD });
-        let (status, body) = send(server.http.post(server.url("/api/auth/login")).json(&login));
-        assert_eq!(status, StatusCode::OK, "login: {body}");
-        server.token = body["access_token"].as_str().expect("access_token").into();
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// An authenticated POST with a JSON body.
-    fn post(&self, path: &str, body: &Value) -> RequestBuilder {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(&self.token)
-            .json(body)
-    }
-
-    fn balance(&self) -> Value {
-        let request = self
-            .http
-            .get(self.url("/api/tokens/balance"))
-            .bearer_auth(&self.token);
-        let (status, body) = send(request);
-        assert_eq!(status, StatusCode::OK, "GET /api/tokens/balance: {body}");
-        body
-    }
-
-    /// SIGTERM, then the exit status must be success.
-    fn stop(&mut self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: our own child, not yet reaped, so the pid cannot have been reused.
-        assert_eq!(
-            unsafe { libc::kill(pid, libc::SIGTERM) },
-            0,
-            "kill(SIGTERM)"
-        );
-        let status = wait(&mut self.child, "the server after SIGTERM");
-        assert!(status.success(), "SIGTERM exit {status}:\n{}", self.log());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Serves `<dir>/data` (logins unthrottled) and logs in as `email`.
+fn serve(dir: &Path, email: &str) -> Session {
+    let envs = [("ROCKET_RATE_LIMIT_LOGIN_PER_MINUTE", "100000")];
+    Session::start(dir, &envs, email)
 }
 
 /// Sends and returns the status and the JSON body (`Null` when empty or not JSON).
@@ -342,21 +135,17 @@ fn user_id(dir: &Path, email: &str) -> String {
         .expect("the user row")
 }
 
-fn db(dir: &Path) -> rusqlite::Connection {
-    rusqlite::Connection::open(dir.join("data").join("audiostudio.db")).expect("open the db")
-}
-
 #[test]
 fn a_thousand_concurrent_spends_of_one_token_against_a_hundred_succeed_exactly_a_hundred_times() {
     let dir = tempfile::tempdir().unwrap();
     let email = "racer@example.com";
     user_with_tokens(dir.path(), email, 100);
-    let mut server = Server::start(dir.path(), email);
+    let mut server = serve(dir.path(), email);
 
     let body = json!({ "amount": 1, "feature": FEATURE, "description": "e2e race" });
     let started = Instant::now();
     let results = concurrently(128, (0..1000).collect(), |_| {
-        send_full(server.post("/api/tokens/use", &body))
+        send_full(server.authed_post("/api/tokens/use", &body))
     });
     let elapsed = started.elapsed();
 
@@ -394,7 +183,7 @@ fn a_thousand_concurrent_spends_of_one_token_against_a_hundred_succeed_exactly_a
     assert_eq!(balance["lifetime_spent"], 100, "{balance}");
     assert_eq!(balance["lifetime_earned"], 100, "{balance}");
 
-    server.stop();
+    server.stop_ok();
     assert_check_clean(dir.path());
     let user = user_id(dir.path(), email);
     let (rows, sum): (i64, i64) = db(dir.path())
@@ -449,14 +238,14 @@ fn note(out: &mut Outcome, what: &str, status: StatusCode, body: &Value) {
     }
 }
 
-fn play(server: &Server, plan: Plan) -> Outcome {
+fn play(server: &Session, plan: Plan) -> Outcome {
     let mut out = Outcome {
         min_balance: i64::MAX,
         ..Outcome::default()
     };
     if let Plan::Spend = plan {
         let body = json!({ "amount": 2, "feature": FEATURE });
-        let (status, headers, body) = send_full(server.post("/api/tokens/use", &body));
+        let (status, headers, body) = send_full(server.authed_post("/api/tokens/use", &body));
         note(&mut out, "use 2", status, &body);
         match status {
             StatusCode::OK => out.spent += 2,
@@ -466,7 +255,7 @@ fn play(server: &Server, plan: Plan) -> Outcome {
         return out;
     }
     let hold = json!({ "amount": 3, "feature": FEATURE, "ttl_seconds": 600 });
-    let (status, headers, body) = send_full(server.post("/api/tokens/holds", &hold));
+    let (status, headers, body) = send_full(server.authed_post("/api/tokens/holds", &hold));
     note(&mut out, "hold 3", status, &body);
     if status == StatusCode::PAYMENT_REQUIRED {
         assert_insufficient(&headers, &body, 3);
@@ -479,7 +268,7 @@ fn play(server: &Server, plan: Plan) -> Outcome {
     let id = body["id"].as_str().expect("hold id").to_owned();
     let capture = |n: i64| {
         let path = format!("/api/tokens/holds/{id}/capture");
-        send(server.post(&path, &json!({ "amount": n })))
+        send(server.authed_post(&path, &json!({ "amount": n })))
     };
     let release = || {
         let path = format!("/api/tokens/holds/{id}/release");
@@ -549,7 +338,7 @@ fn holds_racing_spends_never_overdraw_and_every_token_is_accounted_for() {
     let dir = tempfile::tempdir().unwrap();
     let email = "holder@example.com";
     user_with_tokens(dir.path(), email, 100);
-    let mut server = Server::start(dir.path(), email);
+    let mut server = serve(dir.path(), email);
 
     // A fixed, shuffled mix: 126 spends and 126 holds, each successful hold settled by
     // its client (capture, release, or both racing): about 300 requests in all.
@@ -620,7 +409,7 @@ fn holds_racing_spends_never_overdraw_and_every_token_is_accounted_for() {
     );
     assert_eq!(balance["lifetime_spent"], spent, "{balance}");
 
-    server.stop();
+    server.stop_ok();
     assert_check_clean(dir.path());
     let user = user_id(dir.path(), email);
     let conn = db(dir.path());
@@ -641,14 +430,14 @@ fn fifty_concurrent_retries_with_one_idempotency_key_debit_once() {
     let dir = tempfile::tempdir().unwrap();
     let email = "retrier@example.com";
     user_with_tokens(dir.path(), email, 100);
-    let mut server = Server::start(dir.path(), email);
+    let mut server = serve(dir.path(), email);
 
     let key = "e2e-idem-0001";
     let body = json!({ "amount": 7, "feature": FEATURE, "metadata": { "job": "j-1" } });
     let results = concurrently(50, (0..50).collect(), |_| {
         send_full(
             server
-                .post("/api/tokens/use", &body)
+                .authed_post("/api/tokens/use", &body)
                 .header("Idempotency-Key", key),
         )
     });
@@ -669,7 +458,7 @@ fn fifty_concurrent_retries_with_one_idempotency_key_debit_once() {
     let other = json!({ "amount": 8, "feature": FEATURE, "metadata": { "job": "j-1" } });
     let (status, headers, problem) = send_full(
         server
-            .post("/api/tokens/use", &other)
+            .authed_post("/api/tokens/use", &other)
             .header("Idempotency-Key", key),
     );
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
@@ -682,7 +471,7 @@ fn fifty_concurrent_retries_with_one_idempotency_key_debit_once() {
     assert_eq!(balance["balance"], 93, "debited once: {balance}");
     assert_eq!(balance["lifetime_spent"], 7, "{balance}");
 
-    server.stop();
+    server.stop_ok();
     assert_check_clean(dir.path());
     let user = user_id(dir.path(), email);
     let spends: i64 = db(dir.path())

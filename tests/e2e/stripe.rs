@@ -4,20 +4,18 @@
 //! the events arrive. Checked over HTTP, in the SQLite file and with `audiostudio check`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use reqwest::blocking::{Client, RequestBuilder};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_audiostudio");
-const PASSWORD: &str = "violet kettle 9 tambourine";
+use crate::harness::*;
+
 const EMAIL: &str = "subscriber@example.com";
 /// localstripe accepts any `sk_...` key.
 const SECRET_KEY: &str = "sk_test_localstripe_e2e";
@@ -38,25 +36,6 @@ resources.Store.dump_to_disk = lambda self: None
 server.start()
 ";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-fn http() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .expect("HTTP client")
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_default()
-}
-
 /// Polls `probe` until it yields, failing with `context()` after `TIMEOUT`.
 fn eventually<T>(
     what: &str,
@@ -74,29 +53,6 @@ fn eventually<T>(
             context()
         );
         thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits for `child`, killing it (and failing) after `TIMEOUT`.
-fn wait(child: &mut Child, what: &str) -> ExitStatus {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("poll child") {
-            return status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not exit within {TIMEOUT:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn kill(child: &mut Child) {
-    if let Ok(None) = child.try_wait() {
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 
@@ -168,13 +124,13 @@ impl LocalStripe {
         let started = Instant::now();
         eventually(
             "localstripe answers",
-            || read(&log),
+            || read_log(&log),
             || {
                 if let Ok(Some(status)) = stripe.child.try_wait() {
                     panic!(
                         "localstripe exited at startup ({status}) after {:?}:\n{}",
                         started.elapsed(),
-                        read(&log)
+                        read_log(&log)
                     );
                 }
                 let request = stripe.http.get(stripe.url("/v1/customers"));
@@ -201,7 +157,7 @@ impl LocalStripe {
             status,
             StatusCode::OK,
             "{what}: {text}\n{}",
-            read(&self.log)
+            read_log(&self.log)
         );
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
@@ -251,7 +207,7 @@ impl LocalStripe {
     fn deliveries(&self) -> Vec<(String, bool)> {
         let re = regex::Regex::new(r#"webhook "([^"]+)" (successfully delivered|failed.*)"#)
             .expect("regex");
-        read(&self.log)
+        read_log(&self.log)
             .lines()
             .filter_map(|line| re.captures(line))
             .map(|c| (c[1].to_owned(), c[2].starts_with("successfully")))
@@ -263,75 +219,6 @@ impl Drop for LocalStripe {
     fn drop(&mut self) {
         kill(&mut self.child);
     }
-}
-
-/// The binary with a clean environment (no inherited `ROCKET_*`, secrets or log filters).
-fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).arg("--data-dir").arg(dir.join("data"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROCKET_") || key.starts_with("AUDIOSTUDIO_") {
-            cmd.env_remove(key);
-        }
-    }
-    for key in [
-        "JWT_SECRET",
-        "SMTP_URL",
-        "STRIPE_SECRET_KEY",
-        "STRIPE_WEBHOOK_SECRET",
-        "STRIPE_API_BASE",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(key);
-    }
-    cmd
-}
-
-/// `audiostudio --data-dir <dir>/data <args>`, `stdin` fed to it.
-fn cli(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = command(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn audiostudio");
-    if let Some(mut pipe) = child.stdin.take() {
-        let _ = pipe.write_all(stdin.as_bytes());
-    }
-    // A few lines of output, far below a pipe's buffer: waiting first cannot block.
-    let status = wait(&mut child, &format!("audiostudio {args:?}"));
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    if let Some(pipe) = child.stdout.as_mut() {
-        let _ = pipe.read_to_end(&mut stdout);
-    }
-    if let Some(pipe) = child.stderr.as_mut() {
-        let _ = pipe.read_to_end(&mut stderr);
-    }
-    let out = Output {
-        status,
-        stdout,
-        stderr,
-    };
-    assert!(out.status.success(), "audiostudio {args:?}: {}", show(&out));
-    out
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn db(dir: &Path) -> rusqlite::Connection {
-    let conn =
-        rusqlite::Connection::open(dir.join("data").join("audiostudio.db")).expect("open the db");
-    conn.busy_timeout(Duration::from_secs(5))
-        .expect("busy timeout");
-    conn
 }
 
 /// The stored webhook events, by Stripe event id: (type, status).
@@ -347,106 +234,15 @@ fn stored_events(dir: &Path) -> BTreeMap<String, (String, String)> {
         .expect("webhook_events rows")
 }
 
-/// The running server, pointed at localstripe; killed on drop unless stopped.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    http: Client,
-    token: String,
-}
-
-impl Server {
-    fn start(dir: &Path, stripe: &LocalStripe) -> Server {
-        let port = free_port();
-        let log = dir.join("server.log");
-        let file = std::fs::File::create(&log).expect("server log");
-        let child = command(dir)
-            .args(["serve", "--port", &port.to_string()])
-            .envs([
-                ("ROCKET_ARGON2_MEMORY_KIB", "1024"),
-                ("ROCKET_ARGON2_ITERATIONS", "1"),
-                ("STRIPE_SECRET_KEY", SECRET_KEY),
-                ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
-                ("STRIPE_API_BASE", &stripe.url("")),
-            ])
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file)
-            .spawn()
-            .expect("spawn audiostudio serve");
-        let mut server = Server {
-            child,
-            port,
-            log: log.clone(),
-            http: http(),
-            token: String::new(),
-        };
-        eventually(
-            "the server is healthy",
-            || read(&log),
-            || {
-                if let Ok(Some(status)) = server.child.try_wait() {
-                    panic!("the server exited at startup ({status}):\n{}", read(&log));
-                }
-                let request = server.http.get(server.url("/health"));
-                let ok = request
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .is_ok_and(|r| r.status() == StatusCode::OK);
-                ok.then_some(())
-            },
-        );
-        let login = json!({ "email": EMAIL, "password": PASSWORD });
-        let body = server.expect_ok(server.http.post(server.url("/api/auth/login")).json(&login));
-        server.token = body["access_token"].as_str().expect("access_token").into();
-        server
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        read(&self.log)
-    }
-
-    fn expect_ok(&self, request: RequestBuilder) -> Value {
-        let response = request.send().expect("the server answered");
-        let (status, url) = (response.status(), response.url().clone());
-        let text = response.text().unwrap_or_default();
-        assert_eq!(status, StatusCode::OK, "{url}: {text}\n{}", self.log());
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// An authenticated GET.
-    fn get(&self, path: &str) -> Value {
-        self.expect_ok(self.http.get(self.url(path)).bearer_auth(&self.token))
-    }
-
-    fn balance(&self) -> i64 {
-        let body = self.get("/api/tokens/balance");
-        body["balance"].as_i64().unwrap_or_else(|| panic!("{body}"))
-    }
-
-    /// SIGTERM, then the exit status must be success.
-    fn stop(&mut self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: our own child, not yet reaped, so the pid cannot have been reused.
-        assert_eq!(
-            unsafe { libc::kill(pid, libc::SIGTERM) },
-            0,
-            "kill(SIGTERM)"
-        );
-        let status = wait(&mut self.child, "the server after SIGTERM");
-        assert!(status.success(), "SIGTERM exit {status}:\n{}", self.log());
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        kill(&mut self.child);
-    }
+/// The running server, pointed at localstripe, logged in as [`EMAIL`]; killed on drop unless stopped.
+fn serve(dir: &Path, stripe: &LocalStripe) -> Session {
+    let base = stripe.url("");
+    let envs = [
+        ("STRIPE_SECRET_KEY", SECRET_KEY),
+        ("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("STRIPE_API_BASE", base.as_str()),
+    ];
+    Session::start(dir, &envs, EMAIL)
 }
 
 /// Whether every event in `ids` is stored and done with (processed or ignored, not failed).
@@ -471,11 +267,11 @@ fn a_subscription_paid_in_localstripe_grants_its_tokens_exactly_once_however_oft
 
     // Our side: the catalog and a user. Stripe's side: a plan selling plan_creator and a
     // customer with a card that pays (4242...).
-    cli(dir, &["seed"], "");
-    cli(
+    data_cli_ok(dir, &["seed"], Some(""));
+    data_cli_ok(
         dir,
         &["users", "create", "--email", EMAIL],
-        &format!("{PASSWORD}\n"),
+        Some(&format!("{PASSWORD}\n")),
     );
     let form = [
         ("id", PRICE),
@@ -519,9 +315,9 @@ fn a_subscription_paid_in_localstripe_grants_its_tokens_exactly_once_however_oft
         .expect("user id")
     };
 
-    let mut server = Server::start(dir, &stripe);
-    assert_eq!(server.balance(), 0);
-    let current = server.get("/api/subscriptions/current");
+    let mut server = serve(dir, &stripe);
+    assert_eq!(server.balance_tokens(), 0);
+    let current = server.authed_get("/api/subscriptions/current");
     assert_eq!(current["status"], "free", "{current}");
 
     // localstripe posts each event 1 s after creating it, to the endpoints registered by
@@ -559,7 +355,7 @@ fn a_subscription_paid_in_localstripe_grants_its_tokens_exactly_once_however_oft
         format!(
             "stored events: {:?}\n--- localstripe log\n{}\n--- server log\n{}",
             stored_events(dir),
-            read(&stripe.log),
+            read_log(&stripe.log),
             server.log()
         )
     };
@@ -581,9 +377,9 @@ fn a_subscription_paid_in_localstripe_grants_its_tokens_exactly_once_however_oft
         settled(dir, &first_round).then_some(())
     });
     eventually("2000 tokens", context, || {
-        (server.balance() == CREATOR_TOKENS).then_some(())
+        (server.balance_tokens() == CREATOR_TOKENS).then_some(())
     });
-    let current = server.get("/api/subscriptions/current");
+    let current = server.authed_get("/api/subscriptions/current");
     assert_eq!(current["plan"]["id"], "plan_creator", "{current}");
     assert_eq!(current["status"], "active", "{current}");
     assert_eq!(current["cancel_at_period_end"], false, "{current}");
@@ -611,7 +407,7 @@ fn a_subscription_paid_in_localstripe_grants_its_tokens_exactly_once_however_oft
             >= 2;
         (twice && settled(dir, &second_round)).then_some(())
     });
-    let current = server.get("/api/subscriptions/current");
+    let current = server.authed_get("/api/subscriptions/current");
     assert_eq!(
         current["status"], "free",
         "back on the free plan: {current}"
@@ -663,11 +459,11 @@ fn a_subscription_paid_in_localstripe_grants_its_tokens_exactly_once_however_oft
         "one delivery per first-round event, two of the cancellation: {deliveries:?}"
     );
     assert!(settled(dir, &first_round) && settled(dir, &second_round));
-    assert_eq!(server.balance(), CREATOR_TOKENS, "{}", context());
-    server.stop();
+    assert_eq!(server.balance_tokens(), CREATOR_TOKENS, "{}", context());
+    server.stop_ok();
 
-    let out = cli(dir, &["webhooks", "list", "--limit", "1000"], "");
-    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = data_cli_ok(dir, &["webhooks", "list", "--limit", "1000"], Some(""));
+    let listing = out.stdout.clone();
     let mut listed = BTreeMap::<String, (String, String, usize)>::new();
     for line in listing.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -749,11 +545,7 @@ fn a_subscription_paid_in_localstripe_grants_its_tokens_exactly_once_however_oft
     );
     drop(conn);
 
-    let out = cli(dir, &["check"], "");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ledger consistent"),
-        "{}",
-        show(&out)
-    );
+    let out = data_cli_ok(dir, &["check"], Some(""));
+    assert!(out.stdout.contains("ledger consistent"), "{out}");
     eprintln!("stripe_e2e took {:?}", started.elapsed());
 }

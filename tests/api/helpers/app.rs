@@ -1,0 +1,119 @@
+//! The application under test: one per test, with its own data directory, database and clock.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use audiostudio::platform::clock::ManualClock;
+use audiostudio::{App, Deps};
+use rocket::figment::Figment;
+use rocket::figment::providers::Serialized;
+use rocket::local::asynchronous::Client;
+use rocket::{Build, Rocket};
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub client: Client,
+    pub clock: Arc<ManualClock>,
+    pub dir: TempDir,
+}
+
+/// Settings that keep tests fast and out of each other's way, for an app whose data is in `dir`.
+pub fn test_figment(dir: &Path) -> Figment {
+    audiostudio::platform::config::figment(Some(Path::new("/nonexistent/Rocket.toml")))
+        .merge(Serialized::global("data_dir", dir))
+        .merge(Serialized::global("log_level", "off"))
+        .merge(Serialized::global("argon2_memory_kib", 1024))
+        .merge(Serialized::global("argon2_iterations", 1))
+        .merge(Serialized::global("rate_limit_login_per_minute", 10_000))
+        .merge(Serialized::global("rate_limit_register_per_hour", 10_000))
+        .merge(Serialized::global(
+            "rate_limit_password_reset_per_hour",
+            10_000,
+        ))
+        .merge(Serialized::global(
+            "public_base_url",
+            "https://studio.example.com",
+        ))
+}
+
+/// An app built from [`test_figment`] as `customize` changes it, `prepare` having the last
+/// word on the built rocket (managing extra state, say).
+pub async fn spawn_app_prepared(
+    customize: impl FnOnce(Figment) -> Figment,
+    prepare: impl FnOnce(Rocket<Build>) -> Rocket<Build>,
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let rocket = audiostudio::build(
+        customize(test_figment(dir.path())),
+        Deps {
+            clock: clock.clone(),
+        },
+    )
+    .unwrap();
+    let client = Client::untracked(prepare(rocket)).await.unwrap();
+    TestApp { client, clock, dir }
+}
+
+/// Settings that keep tests fast and out of each other's way; `customize` adds more.
+pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestApp {
+    spawn_app_prepared(customize, |rocket| rocket).await
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|f| f).await
+}
+
+/// `figment` with billing on: Stripe at `base` with `key`, checkouts redirecting only to
+/// `origins`, and the default success and cancel pages.
+pub fn with_billing(figment: Figment, key: &str, base: &str, origins: &[&str]) -> Figment {
+    figment
+        .merge(Serialized::global("stripe_secret_key", key))
+        .merge(Serialized::global("stripe_api_base", base))
+        .merge(Serialized::global("billing_redirect_origins", origins))
+        .merge(Serialized::global(
+            "billing_success_url",
+            "https://studio.example.com/billing/success",
+        ))
+        .merge(Serialized::global(
+            "billing_cancel_url",
+            "https://studio.example.com/billing/cancel",
+        ))
+}
+
+impl TestApp {
+    pub fn clock_now(&self) -> i64 {
+        use audiostudio::platform::clock::Clock as _;
+        self.clock.now_ms()
+    }
+
+    pub fn app(&self) -> &App {
+        self.client.rocket().state::<App>().unwrap()
+    }
+
+    /// A read-only view of the database, for asserting what was stored.
+    pub fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("audiostudio.db")).unwrap()
+    }
+}
+
+/// `audiostudio --data-dir <dir> ...` (an app's data, the app running or not), run from `dir`
+/// with a clean environment: no inherited `ROCKET_*`, `AUDIOSTUDIO_*`, `STRIPE_*`, secrets
+/// or log filter.
+pub fn audiostudio_command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_audiostudio"));
+    cmd.current_dir(dir).arg("--data-dir").arg(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ROCKET_")
+            || key.starts_with("AUDIOSTUDIO_")
+            || key.starts_with("STRIPE_")
+        {
+            cmd.env_remove(key);
+        }
+    }
+    for key in ["JWT_SECRET", "SMTP_URL", "RUST_LOG"] {
+        cmd.env_remove(key);
+    }
+    cmd
+}

@@ -1,0 +1,6 @@
+//! End to end: the real `audiostudio` binary, started as a process and driven over HTTP and its CLI.
+
+mod accounts;
+mod harness;
+mod stripe;
+mod tokens;
