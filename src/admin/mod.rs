@@ -52,7 +52,7 @@ async fn list_users(
     cursor: Option<String>,
     email: Option<String>,
 ) -> ApiResult<Json<UserPage>> {
-    let limit = crate::http::page_limit(limit, 50, MAX_PAGE)?;
+    let limit = crate::http::pagination::page_limit(limit, 50, MAX_PAGE)?;
     if email.as_ref().is_some_and(|e| e.len() > 254)
         || cursor.as_ref().is_some_and(|c| c.len() > 64)
     {
@@ -111,7 +111,7 @@ async fn list_shortfalls(
     _admin: AdminUser,
     limit: Option<&str>,
 ) -> ApiResult<Json<ShortfallsResponse>> {
-    let limit = crate::http::page_limit(limit, 50, MAX_PAGE)?;
+    let limit = crate::http::pagination::page_limit(limit, 50, MAX_PAGE)?;
     let response = app
         .db
         .read(move |c| {

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use crate::http::LoggedUser;
 use crate::http::error::ApiError;
+use crate::http::idempotency::Caller;
+use crate::platform::clock::Millis;
 use crate::platform::clock::SharedClock;
 use crate::platform::db::Db;
 use jwt::JwtKeys;
@@ -145,11 +147,7 @@ pub struct SessionToken {
 impl SessionToken {
     /// The caller, if the session is still active, checked on `conn` (the handler's own
     /// read connection or write transaction).
-    pub fn check(
-        &self,
-        conn: &rusqlite::Connection,
-        now: crate::platform::clock::Millis,
-    ) -> Result<AuthUser, ApiError> {
+    pub fn check(&self, conn: &rusqlite::Connection, now: Millis) -> Result<AuthUser, ApiError> {
         let role = sessions::active_session_user(conn, &self.session_id, &self.user_id, now)?
             .ok_or_else(session_ended)?;
         Ok(AuthUser {
@@ -175,5 +173,25 @@ impl<'r> FromRequest<'r> for SessionToken {
             }
             Err(e) => Outcome::Error((e.status(), e)),
         }
+    }
+}
+
+/// The guard already checked the session.
+impl Caller for AuthUser {
+    fn user_id_on(&self, _: &rusqlite::Connection, _: Millis) -> Result<String, ApiError> {
+        Ok(self.user_id.clone())
+    }
+}
+
+impl Caller for AdminUser {
+    fn user_id_on(&self, conn: &rusqlite::Connection, now: Millis) -> Result<String, ApiError> {
+        self.0.user_id_on(conn, now)
+    }
+}
+
+/// The session is checked on the lookup's own connection.
+impl Caller for SessionToken {
+    fn user_id_on(&self, conn: &rusqlite::Connection, now: Millis) -> Result<String, ApiError> {
+        Ok(self.check(conn, now)?.user_id)
     }
 }

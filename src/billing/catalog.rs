@@ -12,6 +12,7 @@ use super::stripe::{self, Stripe, StripeError};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::Millis;
+use crate::platform::db::{Db, DbError};
 use crate::state::App;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -124,9 +125,9 @@ fn table(kind: &str) -> &'static str {
 /// carries an Idempotency-Key derived from our id (and the amount, for prices), so a run
 /// interrupted between Stripe's answer and our write creates nothing twice when re-run.
 /// Free plans are never synced. Stripe is called outside any transaction.
-pub async fn sync(conn: &Connection, stripe: &Stripe, now: Millis) -> anyhow::Result<SyncReport> {
+pub async fn sync(db: &Db, stripe: &Stripe, now: Millis) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
-    for item in items(conn)? {
+    for item in db.read(|c| Ok::<_, DbError>(items(c)?)).await? {
         if item.kind == "plan" && item.price_cents == 0 {
             report.free.push(item.id);
             continue;
@@ -155,13 +156,18 @@ pub async fn sync(conn: &Connection, stripe: &Stripe, now: Millis) -> anyhow::Re
                     )
                     .await
                     .map_err(|e| explain(e, &item))?;
-                conn.execute(
-                    &format!(
-                        "UPDATE {} SET stripe_product_id = ?2, updated_at = ?3 WHERE id = ?1 AND stripe_product_id IS NULL",
-                        table(item.kind)
-                    ),
-                    params![item.id, product.id, now],
-                )?;
+                let (id, product_id, kind) = (item.id.clone(), product.id.clone(), item.kind);
+                db.write(move |tx| {
+                    tx.execute(
+                        &format!(
+                            "UPDATE {} SET stripe_product_id = ?2, updated_at = ?3 WHERE id = ?1 AND stripe_product_id IS NULL",
+                            table(kind)
+                        ),
+                        params![id, product_id, now],
+                    )?;
+                    Ok::<_, DbError>(())
+                })
+                .await?;
                 (product.id, true)
             }
         };
@@ -185,29 +191,29 @@ pub async fn sync(conn: &Connection, stripe: &Stripe, now: Millis) -> anyhow::Re
             )
             .await
             .map_err(|e| explain(e, &item))?;
-        let tx = conn.unchecked_transaction()?;
-        tx.execute(
-            &format!(
-                "UPDATE {} SET stripe_price_id = ?2, updated_at = ?3 WHERE id = ?1 AND stripe_price_id IS NULL",
-                table(item.kind)
-            ),
-            params![item.id, price.id, now],
-        )?;
-        audit::record(
-            &tx,
-            now,
-            &Actor::cli(),
-            Event::new("billing.catalog_synced")
-                .target(item.kind, &item.id)
-                .details(json!({
-                    "stripe_product_id": product_id,
-                    "stripe_price_id": price.id,
-                    "price_cents": item.price_cents,
-                    "currency": item.currency,
-                    "interval": item.interval,
-                })),
-        )?;
-        tx.commit()?;
+        let details = json!({
+            "stripe_product_id": product_id,
+            "stripe_price_id": price.id,
+            "price_cents": item.price_cents,
+            "currency": item.currency,
+            "interval": item.interval,
+        });
+        let (id, price_id, kind) = (item.id.clone(), price.id.clone(), item.kind);
+        db.write(move |tx| {
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET stripe_price_id = ?2, updated_at = ?3 WHERE id = ?1 AND stripe_price_id IS NULL",
+                    table(kind)
+                ),
+                params![id, price_id, now],
+            )?;
+            let event = Event::new("billing.catalog_synced")
+                .target(kind, &id)
+                .details(details);
+            audit::record(tx, now, &Actor::cli(), event)?;
+            Ok::<_, DbError>(())
+        })
+        .await?;
         report.synced.push(Synced {
             kind: item.kind,
             id: item.id,

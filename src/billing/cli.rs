@@ -48,7 +48,7 @@ fn reconcile(cli: &Cli, user: Option<&str>) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let db = crate::platform::db::Db::open(&settings)?;
+        let db = cli.db()?;
         let email = user.map(crate::accounts::validate::normalize_email);
         let customers: Vec<(String, String)> = db
             .read(move |c| {
@@ -92,11 +92,11 @@ fn sync_catalog(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
     let stripe = Stripe::from_settings(&settings).map_err(|e| {
         anyhow::anyhow!("{e}\nfix: set STRIPE_SECRET_KEY (sk_test_... for test mode) and run again")
     })?;
-    let conn = crate::cli::open_database(cli)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(catalog::sync(&conn, &stripe, SystemClock.now_ms()))?;
+    let db = cli.db()?;
+    let report = runtime.block_on(catalog::sync(&db, &stripe, SystemClock.now_ms()))?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;

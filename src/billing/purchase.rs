@@ -16,7 +16,7 @@ use super::{CheckoutOrder, open_checkout, stripe_for};
 use crate::accounts::validate::Checks;
 use crate::auth::AuthUser;
 use crate::http::error::{ApiError, ApiResult, Problem};
-use crate::http::idempotency::{self, IdempotencyHeader, Stored};
+use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
 use crate::state::App;
@@ -52,15 +52,13 @@ pub async fn purchase(
     body: JsonBody<'_, PurchaseRequest>,
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
-    let key = key.key()?;
+    let now = app.clock.now_ms();
+    let idem = match Idempotent::begin(&app.db, &user, key, now, "billing.purchase", &body).await? {
+        Ok(idem) => idem,
+        Err(replayed) => return Ok(replayed),
+    };
     let stripe = stripe_for(app)?;
     let user_id = user.user_id.clone();
-    let fingerprint = idempotency::fingerprint("billing.purchase", &body);
-    if let Some(stored) =
-        idempotency::replay(&app.db, &user_id, key.as_deref(), &fingerprint).await?
-    {
-        return Ok(stored);
-    }
     let checks = Checks::default().check("pack_id", check_id_field(&body.pack_id));
     check_urls(
         app,
@@ -83,7 +81,7 @@ pub async fn purchase(
         )));
     };
     let actor = Actor::user(&user_id, &client);
-    let reference = request_ref(key.as_deref(), &fingerprint);
+    let reference = request_ref(idem.key(), idem.fingerprint());
     let order = CheckoutOrder {
         mode: CheckoutMode::Payment,
         user_id: &user_id,
@@ -99,7 +97,7 @@ pub async fn purchase(
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
-            idempotency::run(tx, &user_id, key.as_deref(), &fingerprint, now, |tx| {
+            idem.run(tx, now, |tx| {
                 let new = store::insert_checkout(
                     tx,
                     &store::NewCheckout {

@@ -14,7 +14,7 @@ use super::{CheckoutOrder, check_redirect, open_checkout, optional_json, stripe_
 use crate::accounts::validate::Checks;
 use crate::auth::AuthUser;
 use crate::http::error::{ApiError, ApiResult, Problem};
-use crate::http::idempotency::{self, IdempotencyHeader, Stored};
+use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::{Millis, rfc3339};
@@ -193,15 +193,13 @@ pub async fn checkout(
     body: JsonBody<'_, CheckoutRequest>,
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
-    let key = key.key()?;
+    let now = app.clock.now_ms();
+    let idem = match Idempotent::begin(&app.db, &user, key, now, "billing.checkout", &body).await? {
+        Ok(idem) => idem,
+        Err(replayed) => return Ok(replayed),
+    };
     let stripe = stripe_for(app)?;
     let user_id = user.user_id.clone();
-    let fingerprint = idempotency::fingerprint("billing.checkout", &body);
-    if let Some(stored) =
-        idempotency::replay(&app.db, &user_id, key.as_deref(), &fingerprint).await?
-    {
-        return Ok(stored);
-    }
     let checks = Checks::default().check("plan_id", check_id_field(&body.plan_id));
     check_urls(
         app,
@@ -248,7 +246,7 @@ pub async fn checkout(
         )));
     }
     let actor = Actor::user(&user_id, &client);
-    let reference = request_ref(key.as_deref(), &fingerprint);
+    let reference = request_ref(idem.key(), idem.fingerprint());
     let order = CheckoutOrder {
         mode: CheckoutMode::Subscription,
         user_id: &user_id,
@@ -265,7 +263,7 @@ pub async fn checkout(
     let plan_id = plan.view.id.clone();
     app.db
         .write(move |tx| {
-            idempotency::run(tx, &user_id, key.as_deref(), &fingerprint, now, |tx| {
+            idem.run(tx, now, |tx| {
                 let new = store::insert_checkout(
                     tx,
                     &store::NewCheckout {
@@ -848,7 +846,7 @@ pub async fn history(
     user: AuthUser,
     limit: Option<&str>,
 ) -> ApiResult<Json<HistoryResponse>> {
-    let limit = crate::http::page_limit(limit, 20, 100)?;
+    let limit = crate::http::pagination::page_limit(limit, 20, 100)?;
     let stripe = stripe_for(app)?;
     let owner = user.user_id.clone();
     let (rows, changes, customer) = app

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::Cli;
 use crate::platform::audit::{self, Verification};
-use crate::platform::db;
+use crate::platform::db::{Db, DbError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -23,9 +23,8 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
                 "no database at {}\nfix: pass the server's --data-dir, or run `audiostudio migrate` to create one",
                 path.display()
             );
-            let mut conn = db::open_writer(&settings.database_path(), settings.synchronous)?;
-            db::migrate(&mut conn)?;
-            match audit::verify(&conn)? {
+            let db = Db::open(&settings)?;
+            match db.read_blocking(|c| Ok::<_, DbError>(audit::verify(c)?))? {
                 Verification::Intact { rows } => {
                     writeln!(std::io::stdout(), "audit log intact: {rows} rows verified")?;
                     Ok(ExitCode::SUCCESS)

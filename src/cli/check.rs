@@ -4,11 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::Cli;
+use crate::platform::db::DbError;
 use crate::tokens::ledger;
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let conn = super::open_database(cli)?;
-    let (users, mismatches) = ledger::check(&conn)?;
+    let (users, mismatches) = cli
+        .db()?
+        .read_blocking(|c| Ok::<_, DbError>(ledger::check(c)?))?;
     if mismatches.is_empty() {
         writeln!(
             std::io::stdout(),

@@ -4,13 +4,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::Cli;
-use crate::platform::db;
+use crate::platform::db::{self, Db, DbError};
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings()?;
-    std::fs::create_dir_all(&settings.data_dir)?;
-    let mut conn = db::open_writer(&settings.database_path(), settings.synchronous)?;
-    let applied_now = db::migrate(&mut conn)?;
+    let (db, applied_now) = Db::open_migrated(&settings)?;
+    let applied = db.read_blocking(|c| Ok::<_, DbError>(db::applied_migrations(c)?))?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "database: {}", settings.database_path().display())?;
     writeln!(
@@ -22,7 +21,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             format!("{applied_now:?}")
         }
     )?;
-    for (version, name) in db::applied_migrations(&conn)? {
+    for (version, name) in applied {
         writeln!(out, "V{version}  {name}")?;
     }
     Ok(ExitCode::SUCCESS)

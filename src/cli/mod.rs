@@ -18,6 +18,7 @@ use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
 
 use crate::platform::config::Settings;
+use crate::platform::db::Db;
 
 /// audiostudio: accounts, tokens and billing for an AI audio studio, in one binary.
 ///
@@ -86,16 +87,12 @@ impl Cli {
     pub fn settings(&self) -> anyhow::Result<Settings> {
         Settings::from_figment(&self.figment())
     }
-}
 
-/// Opens the database of the configured data dir (creating it), with migrations applied.
-pub fn open_database(cli: &Cli) -> anyhow::Result<rusqlite::Connection> {
-    let settings = cli.settings()?;
-    std::fs::create_dir_all(&settings.data_dir)?;
-    let mut conn =
-        crate::platform::db::open_writer(&settings.database_path(), settings.synchronous)?;
-    crate::platform::db::migrate(&mut conn)?;
-    Ok(conn)
+    /// The database of the configured data dir (created and migrated when needed): the
+    /// one way commands reach it, through the same writer as the server.
+    pub fn db(&self) -> anyhow::Result<Db> {
+        Db::open(&self.settings()?)
+    }
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Transaction, params};
 use serde_json::json;
 
 use super::Cli;
@@ -132,9 +132,9 @@ pub const DEMO_PASSWORD: &str = "demo password 2026";
 
 pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     let settings = cli.settings()?;
-    let mut conn = super::open_database(cli)?;
+    let db = cli.db()?;
     let now = SystemClock.now_ms();
-    let added = seed_catalogue(&mut conn, now)?;
+    let added = db.write_blocking(move |tx| seed_catalogue(tx, now))?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -151,7 +151,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         );
         let mut created = 0;
         for i in 1..=args.demo_users {
-            if seed_demo_user(&mut conn, i, &hash, now)? {
+            let hash = hash.clone();
+            if db.write_blocking(move |tx| seed_demo_user(tx, i, &hash, now))? {
                 created += 1;
             }
             bar.inc(1);
@@ -166,8 +167,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn seed_catalogue(conn: &mut Connection, now: Millis) -> anyhow::Result<usize> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+fn seed_catalogue(tx: &Transaction<'_>, now: Millis) -> anyhow::Result<usize> {
     let mut added = 0;
     for (
         i,
@@ -210,13 +210,11 @@ fn seed_catalogue(conn: &mut Connection, now: Millis) -> anyhow::Result<usize> {
             params![id, platform, action, title, reward, auto, expires_days, i, now],
         )?;
     }
-    tx.commit()?;
     Ok(added)
 }
 
 /// Creates demo user `i` with a grant and a few spends; false if it already exists.
-fn seed_demo_user(conn: &mut Connection, i: u32, hash: &str, now: Millis) -> anyhow::Result<bool> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+fn seed_demo_user(tx: &Transaction<'_>, i: u32, hash: &str, now: Millis) -> anyhow::Result<bool> {
     let email = format!("demo{i}@example.com");
     let name = format!("Demo {i}");
     let new = NewUser {
@@ -226,7 +224,7 @@ fn seed_demo_user(conn: &mut Connection, i: u32, hash: &str, now: Millis) -> any
         display_name: Some(&name),
         email_verified: true,
     };
-    let Some(user_id) = users::insert(&tx, &new, now)? else {
+    let Some(user_id) = users::insert(tx, &new, now)? else {
         return Ok(false);
     };
     let grant = Grant {
@@ -237,11 +235,11 @@ fn seed_demo_user(conn: &mut Connection, i: u32, hash: &str, now: Millis) -> any
         expires_at: None,
         description: Some("demo allowance"),
     };
-    ledger::grant(&tx, &grant, now)?;
+    ledger::grant(tx, &grant, now)?;
     let event = Event::new("tokens.admin_grant")
         .target("user", &user_id)
         .details(json!({ "amount": grant.amount, "reason": "demo allowance", "via": "seed" }));
-    audit::record(&tx, now, &Actor::cli(), event)?;
+    audit::record(tx, now, &Actor::cli(), event)?;
     let features = ["text_to_speech", "music_generation", "transcription"];
     for (n, feature) in features
         .iter()
@@ -255,12 +253,11 @@ fn seed_demo_user(conn: &mut Connection, i: u32, hash: &str, now: Millis) -> any
             description: Some("demo job"),
             metadata: None,
         };
-        ledger::debit(&tx, &debit, now)?;
+        ledger::debit(tx, &debit, now)?;
         tx.execute(
             "INSERT INTO usage_analytics (user_id, event, feature, tokens_used, created_at) VALUES (?1, 'tokens_spent', ?2, ?3, ?4)",
             params![user_id, feature, debit.amount, now],
         )?;
     }
-    tx.commit()?;
     Ok(true)
 }

@@ -3,8 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use rusqlite::TransactionBehavior;
-
 use super::Cli;
 use crate::accounts::{users, validate};
 use crate::platform::audit::Actor;
@@ -55,7 +53,7 @@ fn parse_duration_ms(text: &str) -> Result<i64, String> {
 }
 
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
-    let mut conn = super::open_database(cli)?;
+    let db = cli.db()?;
     let now = SystemClock.now_ms();
     match command {
         Command::Grant {
@@ -67,21 +65,22 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             tokens::check_amount(*amount).map_err(|m| anyhow::anyhow!("amount {m}"))?;
             anyhow::ensure!(!reason.trim().is_empty(), "--reason must not be empty");
             let email = validate::normalize_email(email);
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let user_id = users::find_id_by_email(&tx, &email)?
-                .ok_or_else(|| anyhow::anyhow!("no active user {email}"))?;
             let expires_at = expires_in.map(|ms| now + ms);
-            let (lot, transaction) = tokens::grant_by_admin(
-                &tx,
-                &user_id,
-                *amount,
-                reason,
-                expires_at,
-                &Actor::cli(),
-                now,
-            )
-            .map_err(|e| anyhow::anyhow!("grant failed: {e}"))?;
-            tx.commit()?;
+            let (address, amount, reason) = (email.clone(), *amount, reason.clone());
+            let (lot, transaction) = db.write_blocking(move |tx| {
+                let user_id = users::find_id_by_email(tx, &address)?
+                    .ok_or_else(|| anyhow::anyhow!("no active user {address}"))?;
+                tokens::grant_by_admin(
+                    tx,
+                    &user_id,
+                    amount,
+                    &reason,
+                    expires_at,
+                    &Actor::cli(),
+                    now,
+                )
+                .map_err(|e| anyhow::anyhow!("grant failed: {e}"))
+            })?;
             writeln!(
                 std::io::stdout(),
                 "granted {amount} tokens to {email} (lot {lot}); balance {}",
@@ -90,9 +89,11 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
         }
         Command::Balance { email } => {
             let email = validate::normalize_email(email);
-            let user_id = users::find_id_by_email(&conn, &email)?
-                .ok_or_else(|| anyhow::anyhow!("no active user {email}"))?;
-            let view = ledger::balance(&conn, &user_id, now)?;
+            let view = db.read_blocking(|c| {
+                let user_id = users::find_id_by_email(c, &email)?
+                    .ok_or_else(|| anyhow::anyhow!("no active user {email}"))?;
+                Ok::<_, anyhow::Error>(ledger::balance(c, &user_id, now)?)
+            })?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{email}: balance {}, held {}", view.balance, view.held)?;
             writeln!(

@@ -3,13 +3,13 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use rusqlite::TransactionBehavior;
 use serde_json::json;
 
 use super::Cli;
 use crate::accounts::{users, validate};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::{Clock, SystemClock};
+use crate::platform::db::DbError;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -28,7 +28,7 @@ pub enum Command {
 
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
     let settings = cli.settings()?;
-    let mut conn = super::open_database(cli)?;
+    let db = cli.db()?;
     match command {
         Command::Create { email, admin } => {
             validate::email(email).map_err(|m| anyhow::anyhow!("email {m}"))?;
@@ -39,22 +39,24 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             let email = validate::normalize_email(email);
             let role = if *admin { "admin" } else { "user" };
             let now = SystemClock.now_ms();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let new = users::NewUser {
-                email: &email,
-                password_hash: &hash,
-                role,
-                display_name: None,
-                email_verified: true,
-            };
-            let Some(id) = users::insert(&tx, &new, now)? else {
-                anyhow::bail!("a user with email {email} already exists");
-            };
-            let event = Event::new("admin.user_created")
-                .target("user", &id)
-                .details(json!({ "role": role, "via": "cli" }));
-            audit::record(&tx, now, &Actor::cli(), event)?;
-            tx.commit()?;
+            let address = email.clone();
+            let id = db.write_blocking(move |tx| {
+                let new = users::NewUser {
+                    email: &address,
+                    password_hash: &hash,
+                    role,
+                    display_name: None,
+                    email_verified: true,
+                };
+                let Some(id) = users::insert(tx, &new, now)? else {
+                    anyhow::bail!("a user with email {address} already exists");
+                };
+                let event = Event::new("admin.user_created")
+                    .target("user", &id)
+                    .details(json!({ "role": role, "via": "cli" }));
+                audit::record(tx, now, &Actor::cli(), event)?;
+                Ok(id)
+            })?;
             writeln!(std::io::stdout(), "created {role} {email} ({id})")?;
         }
         Command::List => {
@@ -64,7 +66,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
                 "{:<36}  {:<32}  {:<5}  {:<8}  {:<8}  created",
                 "id", "email", "role", "status", "verified"
             )?;
-            for u in users::all(&conn)? {
+            for u in db.read_blocking(|c| Ok::<_, DbError>(users::all(c)?))? {
                 writeln!(
                     out,
                     "{:<36}  {:<32}  {:<5}  {:<8}  {:<8}  {}",

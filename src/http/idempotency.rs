@@ -49,7 +49,7 @@ impl IdempotencyHeader {
 }
 
 /// Fingerprint of a request: the operation and its canonical JSON body.
-pub fn fingerprint(operation: &str, body: &impl Serialize) -> String {
+fn fingerprint(operation: &str, body: &impl Serialize) -> String {
     let canonical = serde_json::to_value(body)
         .map(|v| v.to_string())
         .unwrap_or_default();
@@ -137,51 +137,100 @@ fn lookup(
     }))
 }
 
-/// Answers a retry from the store before the request is validated again, so it gets
-/// the first answer even if validation would now differ (time passed, settings changed).
-pub async fn replay(
-    db: &Db,
-    user_id: &str,
-    key: Option<&str>,
-    fingerprint: &str,
-) -> ApiResult<Option<Stored>> {
-    let Some(key) = key else { return Ok(None) };
-    let (user_id, key, fingerprint) = (user_id.to_owned(), key.to_owned(), fingerprint.to_owned());
-    db.read(move |c| lookup(c, &user_id, &key, &fingerprint))
-        .await
+/// The caller an idempotent request acts for, established on the connection the stored
+/// answer is looked up on (so a revoked session never gets a replay).
+pub trait Caller {
+    fn user_id_on(&self, conn: &Connection, now: Millis) -> ApiResult<String>;
 }
 
-/// Runs `operation` once per (user, key). A refusal (4xx) is stored too: its partial
-/// writes are rolled back to a savepoint, the refusal is remembered, and retries get it.
-pub fn run(
-    tx: &Transaction<'_>,
-    user_id: &str,
-    key: Option<&str>,
-    fingerprint: &str,
-    now: Millis,
-    operation: impl FnOnce(&Transaction<'_>) -> ApiResult<Stored>,
-) -> ApiResult<Stored> {
-    let Some(key) = key else {
-        return operation(tx);
-    };
-    if let Some(stored) = lookup(tx, user_id, key, fingerprint)? {
-        return Ok(stored);
+/// One idempotent request: its key (if the client sent one), its caller and its fingerprint.
+///
+/// Every idempotent route starts with [`Idempotent::begin`], which answers a retry from
+/// the store before anything else is checked (validation, configuration such as Stripe,
+/// state): a retry gets the first answer even when those would now differ. The change
+/// itself then runs through [`Idempotent::run`] inside the route's write.
+pub struct Idempotent {
+    /// (user, key) when the client sent a key.
+    scope: Option<(String, String)>,
+    fingerprint: String,
+}
+
+impl Idempotent {
+    /// The stored answer of a retry (`Err`, to return as it is), or the request to run (`Ok`).
+    pub async fn begin(
+        db: &Db,
+        caller: &(impl Caller + Clone + Send + 'static),
+        header: IdempotencyHeader,
+        now: Millis,
+        operation: &str,
+        body: &impl Serialize,
+    ) -> ApiResult<Result<Idempotent, Stored>> {
+        let fingerprint = fingerprint(operation, body);
+        let Some(key) = header.key()? else {
+            return Ok(Ok(Idempotent {
+                scope: None,
+                fingerprint,
+            }));
+        };
+        let (caller, probe) = (caller.clone(), fingerprint.clone());
+        let (user_id, stored) = db
+            .read(move |c| {
+                let user_id = caller.user_id_on(c, now)?;
+                let stored = lookup(c, &user_id, &key, &probe)?;
+                Ok::<_, ApiError>(((user_id, key), stored))
+            })
+            .await?;
+        Ok(match stored {
+            Some(stored) => Err(stored),
+            None => Ok(Idempotent {
+                scope: Some(user_id),
+                fingerprint,
+            }),
+        })
     }
-    tx.execute_batch("SAVEPOINT idempotent_operation")?;
-    let stored = match operation(tx) {
-        Ok(stored) => {
-            tx.execute_batch("RELEASE idempotent_operation")?;
-            stored
+
+    /// The client's key, if it sent one.
+    pub fn key(&self) -> Option<&str> {
+        self.scope.as_ref().map(|(_, key)| key.as_str())
+    }
+
+    /// The fingerprint of the request (for references derived from it).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Runs `operation` once per (user, key) inside the caller's transaction. A refusal
+    /// (4xx) is stored too: its partial writes are rolled back to a savepoint, the
+    /// refusal is remembered, and retries get it.
+    pub fn run(
+        &self,
+        tx: &Transaction<'_>,
+        now: Millis,
+        operation: impl FnOnce(&Transaction<'_>) -> ApiResult<Stored>,
+    ) -> ApiResult<Stored> {
+        let Some((user_id, key)) = &self.scope else {
+            return operation(tx);
+        };
+        // A concurrent request with the same key may have committed since `begin`.
+        if let Some(stored) = lookup(tx, user_id, key, &self.fingerprint)? {
+            return Ok(stored);
         }
-        Err(error) if error.status().code < 500 => {
-            tx.execute_batch("ROLLBACK TO idempotent_operation; RELEASE idempotent_operation")?;
-            Stored::refused(&error)
-        }
-        Err(error) => return Err(error),
-    };
-    tx.execute(
-        "INSERT INTO idempotency_keys (user_id, key, request_hash, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![user_id, key, fingerprint, stored.status.code, stored.body, now],
-    )?;
-    Ok(stored)
+        tx.execute_batch("SAVEPOINT idempotent_operation")?;
+        let stored = match operation(tx) {
+            Ok(stored) => {
+                tx.execute_batch("RELEASE idempotent_operation")?;
+                stored
+            }
+            Err(error) if error.status().code < 500 => {
+                tx.execute_batch("ROLLBACK TO idempotent_operation; RELEASE idempotent_operation")?;
+                Stored::refused(&error)
+            }
+            Err(error) => return Err(error),
+        };
+        tx.execute(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![user_id, key, self.fingerprint, stored.status.code, stored.body, now],
+        )?;
+        Ok(stored)
+    }
 }

@@ -3,7 +3,9 @@
 pub mod error;
 pub mod idempotency;
 pub mod json;
+pub mod pagination;
 pub mod rate_limit;
+pub mod validate;
 
 use std::time::Instant;
 
@@ -15,7 +17,6 @@ use rocket::{Data, Response};
 pub use crate::platform::client::ClientInfo;
 pub use json::{JsonBody, parse_body};
 
-use error::{ApiError, ApiResult};
 pub use rate_limit::{RateLimiter, RateLimits};
 
 const REQUEST_ID: &str = "X-Request-Id";
@@ -99,17 +100,5 @@ impl<'r> FromRequest<'r> for ClientInfo {
                 .get_one("User-Agent")
                 .map(|ua| ua.chars().take(512).collect()),
         })
-    }
-}
-
-/// Parses `limit` the same way on every list route.
-pub fn page_limit(limit: Option<&str>, default: u32, max: u32) -> ApiResult<u32> {
-    match limit {
-        None => Ok(default),
-        Some(text) => text
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ApiError::field("limit", format!("must be a number from 1 to {max}"))),
     }
 }

@@ -69,6 +69,11 @@ const WRITE_QUEUE: usize = 1024;
 impl Db {
     /// Opens (or creates) the database, applies pending migrations and starts the writer.
     pub fn open(settings: &Settings) -> anyhow::Result<Db> {
+        Ok(Self::open_migrated(settings)?.0)
+    }
+
+    /// `open`, also saying which migration versions it applied now.
+    pub fn open_migrated(settings: &Settings) -> anyhow::Result<(Db, Vec<i64>)> {
         let path = settings.database_path();
         std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
             anyhow::anyhow!(
@@ -77,8 +82,11 @@ impl Db {
             )
         })?;
         let mut writer = open_writer(&path, settings.synchronous)?;
-        migrate(&mut writer)?;
-        Self::start(writer, &path, settings.read_pool_size)
+        let applied = migrate(&mut writer)?;
+        Ok((
+            Self::start(writer, &path, settings.read_pool_size)?,
+            applied,
+        ))
     }
 
     fn start(writer: Connection, path: &Path, pool_size: u32) -> anyhow::Result<Db> {
@@ -116,18 +124,7 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let job: WriteJob = Box::new(move |tx: &Transaction<'_>| {
-            let result = f(tx);
-            let keep = result.is_ok();
-            let deliver: Reply = Box::new(move |commit: Result<(), DbError>| {
-                let _ = reply.send(match commit {
-                    Err(e) if keep => Err(E::from(e)),
-                    _ => result,
-                });
-            });
-            (keep, deliver)
-        });
+        let (job, answer) = write_job(f);
         let sender = self.inner.writer.as_ref().ok_or_else(closed)?;
         sender.send(job).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
@@ -155,10 +152,56 @@ impl Db {
         .map_err(|e| DbError::Unavailable(format!("database reader stopped: {e}")))?
     }
 
+    /// `write` for callers without an async executor (the CLI): waits on this thread.
+    /// Must not be called from async code.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (job, answer) = write_job(f);
+        let sender = self.inner.writer.as_ref().ok_or_else(closed)?;
+        sender.blocking_send(job).map_err(|_| closed())?;
+        answer.blocking_recv().map_err(|_| closed())?
+    }
+
+    /// `read` for callers without an async executor (the CLI), on this thread.
+    pub fn read_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<DbError>,
+        F: FnOnce(&Connection) -> Result<T, E>,
+    {
+        let conn = self.inner.readers.get().map_err(DbError::from)?;
+        f(&conn)
+    }
+
     /// The highest applied migration version.
     pub async fn schema_version(&self) -> Result<i64, DbError> {
         self.read(|c| Ok::<_, DbError>(schema_version(c)?)).await
     }
+}
+
+/// Wraps `f` as a job for the writer, and the channel its result arrives on after the commit.
+fn write_job<T, E, F>(f: F) -> (WriteJob, oneshot::Receiver<Result<T, E>>)
+where
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+{
+    let (reply, answer) = oneshot::channel();
+    let job: WriteJob = Box::new(move |tx: &Transaction<'_>| {
+        let result = f(tx);
+        let keep = result.is_ok();
+        let deliver: Reply = Box::new(move |commit: Result<(), DbError>| {
+            let _ = reply.send(match commit {
+                Err(e) if keep => Err(E::from(e)),
+                _ => result,
+            });
+        });
+        (keep, deliver)
+    });
+    (job, answer)
 }
 
 fn closed() -> DbError {

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AdminUser, AuthUser, SessionToken};
 use crate::http::error::{ApiError, ApiResult, Problem};
-use crate::http::idempotency::{self, IdempotencyHeader, Stored};
+use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::{Millis, SharedClock};
@@ -157,7 +157,7 @@ async fn list_transactions(
     cursor: Option<&str>,
     r#type: Option<&str>,
 ) -> ApiResult<Json<TransactionPage>> {
-    let limit = crate::http::page_limit(limit, 50, 200)?;
+    let limit = crate::http::pagination::page_limit(limit, 50, 200)?;
     let cursor = match cursor {
         None => None,
         Some(c) => Some(
@@ -305,17 +305,11 @@ async fn use_tokens(
     body: JsonBody<'_, UseRequest>,
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
-    let key = key.key()?;
-    let fingerprint = idempotency::fingerprint("use", &body);
-    if key.is_some() {
-        let (checking, now) = (token.clone(), app.clock.now_ms());
-        let user = app.db.read(move |c| checking.check(c, now)).await?;
-        if let Some(stored) =
-            idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
-        {
-            return Ok(stored);
-        }
-    }
+    let now = app.clock.now_ms();
+    let idem = match Idempotent::begin(&app.db, &token, key, now, "use", &body).await? {
+        Ok(idem) => idem,
+        Err(replayed) => return Ok(replayed),
+    };
     crate::accounts::validate::Checks::default()
         .check("amount", check_amount(body.amount))
         .check("feature", check_feature(app, &body.feature))
@@ -327,7 +321,7 @@ async fn use_tokens(
         .write(move |tx| {
             // The session is checked in the spend's own transaction: one hop, not two.
             let user = token.check(tx, now)?;
-            idempotency::run(tx, &user.user_id, key.as_deref(), &fingerprint, now, |tx| {
+            idem.run(tx, now, |tx| {
                 let transaction = ledger::debit(
                     tx,
                     &Debit {
@@ -396,13 +390,11 @@ async fn create_hold(
     body: JsonBody<'_, HoldRequest>,
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
-    let key = key.key()?;
-    let fingerprint = idempotency::fingerprint("hold", &body);
-    if let Some(stored) =
-        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
-    {
-        return Ok(stored);
-    }
+    let now = app.clock.now_ms();
+    let idem = match Idempotent::begin(&app.db, &user, key, now, "hold", &body).await? {
+        Ok(idem) => idem,
+        Err(replayed) => return Ok(replayed),
+    };
     let max_ttl = app.settings.hold_max_ttl_secs;
     crate::accounts::validate::Checks::default()
         .check("amount", check_amount(body.amount))
@@ -426,7 +418,7 @@ async fn create_hold(
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
-            idempotency::run(tx, &user.user_id, key.as_deref(), &fingerprint, now, |tx| {
+            idem.run(tx, now, |tx| {
                 let hold = ledger::create_hold(
                     tx,
                     &user.user_id,
@@ -471,13 +463,12 @@ async fn capture_hold(
     body: JsonBody<'_, CaptureRequest>,
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
-    let key = key.key()?;
-    let fingerprint = idempotency::fingerprint(&format!("capture {id}"), &body);
-    if let Some(stored) =
-        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
-    {
-        return Ok(stored);
-    }
+    let now = app.clock.now_ms();
+    let idem =
+        match Idempotent::begin(&app.db, &user, key, now, &format!("capture {id}"), &body).await? {
+            Ok(idem) => idem,
+            Err(replayed) => return Ok(replayed),
+        };
     crate::accounts::validate::Checks::default()
         .check("amount", check_capture(body.amount))
         .finish()?;
@@ -485,7 +476,7 @@ async fn capture_hold(
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
-            idempotency::run(tx, &user.user_id, key.as_deref(), &fingerprint, now, |tx| {
+            idem.run(tx, now, |tx| {
                 let hold = ledger::capture_hold(tx, &user.user_id, &id, body.amount, now)?;
                 if body.amount > 0 {
                     record_usage(tx, &user.user_id, &hold.feature, body.amount, now)?;
@@ -513,18 +504,25 @@ async fn release_hold(
     key: IdempotencyHeader,
     id: &str,
 ) -> ApiResult<Stored> {
-    let key = key.key()?;
-    let fingerprint = idempotency::fingerprint(&format!("release {id}"), &Value::Null);
-    if let Some(stored) =
-        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
+    let now = app.clock.now_ms();
+    let idem = match Idempotent::begin(
+        &app.db,
+        &user,
+        key,
+        now,
+        &format!("release {id}"),
+        &Value::Null,
+    )
+    .await?
     {
-        return Ok(stored);
-    }
+        Ok(idem) => idem,
+        Err(replayed) => return Ok(replayed),
+    };
     let id = id.to_owned();
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
-            idempotency::run(tx, &user.user_id, key.as_deref(), &fingerprint, now, |tx| {
+            idem.run(tx, now, |tx| {
                 let hold = ledger::release_hold(tx, &user.user_id, &id, now)?;
                 let balance = available(tx, &user.user_id)?;
                 Ok(Stored::json(Status::Ok, &HoldResponse { hold, balance }))
@@ -625,14 +623,11 @@ async fn add_tokens(
     body: JsonBody<'_, AddRequest>,
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
-    let key = key.key()?;
-    let fingerprint = idempotency::fingerprint("add", &body);
-    if let Some(stored) =
-        idempotency::replay(&app.db, &admin.0.user_id, key.as_deref(), &fingerprint).await?
-    {
-        return Ok(stored);
-    }
     let now = app.clock.now_ms();
+    let idem = match Idempotent::begin(&app.db, &admin, key, now, "add", &body).await? {
+        Ok(idem) => idem,
+        Err(replayed) => return Ok(replayed),
+    };
     let expires_at = body.expires_at.as_deref().map(parse_time);
     crate::accounts::validate::Checks::default()
         .check("amount", check_amount(body.amount))
@@ -664,45 +659,38 @@ async fn add_tokens(
     let actor = Actor::user(&admin.0.user_id, &client);
     app.db
         .write(move |tx| {
-            idempotency::run(
-                tx,
-                &admin.0.user_id,
-                key.as_deref(),
-                &fingerprint,
-                now,
-                |tx| {
-                    let user_id: String = match (&body.user_id, &body.email) {
-                        (Some(id), _) => tx
-                            .query_row("SELECT id FROM users WHERE id = ?1", [id], |r| r.get(0))
-                            .optional()?,
-                        (_, Some(email)) => crate::accounts::users::find_id_by_email(
-                            tx,
-                            &crate::accounts::validate::normalize_email(email),
-                        )?,
-                        _ => None,
-                    }
-                    .ok_or(ApiError::NotFound)?;
-                    let outcome = grant_by_admin(
+            idem.run(tx, now, |tx| {
+                let user_id: String = match (&body.user_id, &body.email) {
+                    (Some(id), _) => tx
+                        .query_row("SELECT id FROM users WHERE id = ?1", [id], |r| r.get(0))
+                        .optional()?,
+                    (_, Some(email)) => crate::accounts::users::find_id_by_email(
                         tx,
-                        &user_id,
-                        body.amount,
-                        &body.reason,
-                        expires_at.flatten(),
-                        &actor,
-                        now,
-                    )?;
-                    let balance = available(tx, &user_id)?;
-                    Ok(Stored::json(
-                        Status::Created,
-                        &AddResponse {
-                            user_id,
-                            lot_id: outcome.0,
-                            transaction: outcome.1,
-                            balance,
-                        },
-                    ))
-                },
-            )
+                        &crate::accounts::validate::normalize_email(email),
+                    )?,
+                    _ => None,
+                }
+                .ok_or(ApiError::NotFound)?;
+                let outcome = grant_by_admin(
+                    tx,
+                    &user_id,
+                    body.amount,
+                    &body.reason,
+                    expires_at.flatten(),
+                    &actor,
+                    now,
+                )?;
+                let balance = available(tx, &user_id)?;
+                Ok(Stored::json(
+                    Status::Created,
+                    &AddResponse {
+                        user_id,
+                        lot_id: outcome.0,
+                        transaction: outcome.1,
+                        balance,
+                    },
+                ))
+            })
         })
         .await
 }

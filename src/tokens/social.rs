@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::idempotency::{self, IdempotencyHeader, Stored};
 use super::ledger::{self, Grant, Granted, Source};
 use crate::accounts::validate::{Checks, avatar_url};
 use crate::auth::{AdminUser, AuthUser};
 use crate::http::error::{ApiError, ApiResult, Problem, Throttle};
+use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::{Millis, rfc3339};
@@ -239,13 +239,11 @@ async fn claim_task(
     body: JsonBody<'_, ClaimRequest>,
 ) -> ApiResult<Stored> {
     let body = parse_body(body)?;
-    let key = key.key()?;
-    let fingerprint = idempotency::fingerprint("social", &body);
-    if let Some(stored) =
-        idempotency::replay(&app.db, &user.user_id, key.as_deref(), &fingerprint).await?
-    {
-        return Ok(stored);
-    }
+    let now = app.clock.now_ms();
+    let idem = match Idempotent::begin(&app.db, &user, key, now, "social", &body).await? {
+        Ok(idem) => idem,
+        Err(replayed) => return Ok(replayed),
+    };
     let handle = body.handle.as_deref().map(normalize_handle).transpose();
     Checks::default()
         .check("task_id", check_id(&body.task_id))
@@ -258,7 +256,7 @@ async fn claim_task(
     let actor = Actor::user(&user.user_id, &client);
     app.db
         .write(move |tx| {
-            idempotency::run(tx, &user.user_id, key.as_deref(), &fingerprint, now, |tx| {
+            idem.run(tx, now, |tx| {
                 let claim = NewClaim {
                     user_id: &user.user_id,
                     task_id: &body.task_id,
@@ -479,7 +477,7 @@ async fn list_claims(
     limit: Option<&str>,
     cursor: Option<&str>,
 ) -> ApiResult<Json<ClaimPage>> {
-    let limit = crate::http::page_limit(limit, 50, 200)?;
+    let limit = crate::http::pagination::page_limit(limit, 50, 200)?;
     let status = match status {
         None => None,
         Some(s) if CLAIM_STATUSES.contains(&s) => Some(s.to_owned()),

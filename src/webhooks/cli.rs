@@ -3,12 +3,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use rusqlite::TransactionBehavior;
-
 use super::store::{self, Requeue, RequeueError};
 use crate::cli::Cli;
 use crate::platform::audit::Actor;
 use crate::platform::clock::{Clock, SystemClock};
+use crate::platform::db::DbError;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -34,10 +33,11 @@ pub enum Command {
 }
 
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
-    let mut conn = crate::cli::open_database(cli)?;
+    let db = cli.db()?;
     match command {
         Command::List { status, limit } => {
-            let events = store::list(&conn, status.as_deref(), *limit)?;
+            let events =
+                db.read_blocking(|c| Ok::<_, DbError>(store::list(c, status.as_deref(), *limit)?))?;
             let mut out = std::io::stdout().lock();
             if events.is_empty() {
                 writeln!(std::io::stderr(), "no webhook events")?;
@@ -56,20 +56,23 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Replay { event_id, failed } => {
-            let target = match (event_id, failed) {
-                (Some(id), false) => Requeue::One(id),
-                (None, true) => Requeue::AllFailed,
+            let event_id = match (event_id, failed) {
+                (Some(id), false) => Some(id.clone()),
+                (None, true) => None,
                 _ => anyhow::bail!("give either an event id or --failed"),
             };
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let requeued = match store::requeue(&tx, target, &Actor::cli(), SystemClock.now_ms()) {
+            let now = SystemClock.now_ms();
+            let requeued = match db.write_blocking(move |tx| {
+                let target = event_id.as_deref().map_or(Requeue::AllFailed, Requeue::One);
+                store::requeue(tx, target, &Actor::cli(), now)
+            }) {
                 Ok(n) => n,
                 Err(RequeueError::Sqlite(e)) => return Err(e.into()),
+                Err(RequeueError::Db(e)) => return Err(e.into()),
                 Err(e) => {
                     anyhow::bail!("{e}\nfix: `audiostudio webhooks list` shows each event's status")
                 }
             };
-            tx.commit()?;
             writeln!(
                 std::io::stdout(),
                 "requeued {requeued} event(s); the running server's worker processes them within a few seconds"

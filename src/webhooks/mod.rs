@@ -464,6 +464,7 @@ impl From<RequeueError> for ApiError {
             RequeueError::NotFound(_) => ApiError::NotFound,
             RequeueError::NotRetryable { .. } => ApiError::Conflict(e.to_string()),
             RequeueError::Sqlite(e) => ApiError::from(e),
+            RequeueError::Db(e) => ApiError::from(e),
         }
     }
 }

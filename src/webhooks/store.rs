@@ -208,6 +208,8 @@ pub enum RequeueError {
     NotRetryable { id: String, status: String },
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] crate::platform::db::DbError),
 }
 
 /// Puts events back to `pending`, due now, with their attempts reset to 0 so they get the

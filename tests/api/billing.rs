@@ -971,6 +971,69 @@ async fn buying_a_pack_opens_a_payment_checkout_and_a_pending_purchase() {
 }
 
 #[rocket::async_test]
+async fn a_retry_replays_its_stored_answer_even_after_stripe_is_unconfigured() {
+    let fake = FakeStripe::start().await;
+    let app = billing_app(&fake).await;
+    seed_catalogue(&app, &fake);
+    let (token, _) = user(&app, "ada@example.com").await;
+    let requests = [
+        (
+            "/api/tokens/purchase",
+            json!({ "pack_id": "pack_small" }),
+            "buy-1",
+        ),
+        (
+            "/api/subscriptions/checkout",
+            json!({ "plan_id": "plan_creator" }),
+            "subscribe-1",
+        ),
+    ];
+    let mut first = Vec::new();
+    for (path, body, key) in &requests {
+        let reply = send_with(
+            &app,
+            "POST",
+            path,
+            Some(body.clone()),
+            &token,
+            &[("Idempotency-Key", key)],
+        )
+        .await;
+        assert_eq!(reply.status, Status::Created, "{path}: {}", reply.body);
+        first.push(reply.body);
+    }
+    // The operator removes the Stripe key and restarts: new requests get 503...
+    let app = app.restart_with(|f| f).await;
+    let sessions = fake.calls("POST", "/v1/checkout/sessions").len();
+    send_with(
+        &app,
+        "POST",
+        "/api/tokens/purchase",
+        Some(json!({ "pack_id": "pack_small" })),
+        &token,
+        &[("Idempotency-Key", "buy-2")],
+    )
+    .await
+    .assert_problem(503);
+    // ...but a retry of an answered request still gets its first answer, from the store.
+    for ((path, body, key), first) in requests.iter().zip(&first) {
+        let again = send_with(
+            &app,
+            "POST",
+            path,
+            Some(body.clone()),
+            &token,
+            &[("Idempotency-Key", key)],
+        )
+        .await;
+        assert_eq!(again.status, Status::Created, "{path}: {}", again.body);
+        assert_eq!(&again.body, first);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    }
+    assert_eq!(fake.calls("POST", "/v1/checkout/sessions").len(), sessions);
+}
+
+#[rocket::async_test]
 async fn checkout_status_is_fetched_from_stripe_for_its_owner_only() {
     let fake = FakeStripe::start().await;
     let app = billing_app(&fake).await;
@@ -1334,7 +1397,7 @@ async fn sync_catalog_creates_products_and_prices_once() {
         .unwrap();
     let stripe = Stripe::new(&fake.url, KEY.to_owned().into()).unwrap();
     let conn = app.db();
-    let report = audiostudio::billing::catalog::sync(&conn, &stripe, 1)
+    let report = audiostudio::billing::catalog::sync(&app.app().db, &stripe, 1)
         .await
         .unwrap();
     assert_eq!(report.synced.len(), 4, "{report:?}");
@@ -1382,7 +1445,7 @@ async fn sync_catalog_creates_products_and_prices_once() {
 
     // Again: nothing to do.
     let requests = fake.requests().len();
-    let report = audiostudio::billing::catalog::sync(&conn, &stripe, 2)
+    let report = audiostudio::billing::catalog::sync(&app.app().db, &stripe, 2)
         .await
         .unwrap();
     assert!(report.synced.is_empty());
@@ -1395,7 +1458,7 @@ async fn sync_catalog_creates_products_and_prices_once() {
         [],
     )
     .unwrap();
-    let report = audiostudio::billing::catalog::sync(&conn, &stripe, 3)
+    let report = audiostudio::billing::catalog::sync(&app.app().db, &stripe, 3)
         .await
         .unwrap();
     assert_eq!(report.synced.len(), 1);

@@ -83,6 +83,22 @@ pub fn with_billing(figment: Figment, key: &str, base: &str, origins: &[&str]) -
 }
 
 impl TestApp {
+    /// The same data directory and clock served by a new app built with `customize`
+    /// (a restart with other settings); the old app is dropped first.
+    pub async fn restart_with(self, customize: impl FnOnce(Figment) -> Figment) -> TestApp {
+        let TestApp { client, clock, dir } = self;
+        drop(client);
+        let rocket = audiostudio::build(
+            customize(test_figment(dir.path())),
+            Deps {
+                clock: clock.clone(),
+            },
+        )
+        .unwrap();
+        let client = Client::untracked(rocket).await.unwrap();
+        TestApp { client, clock, dir }
+    }
+
     pub fn clock_now(&self) -> i64 {
         use audiostudio::platform::clock::Clock as _;
         self.clock.now_ms()
