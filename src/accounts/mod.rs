@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
+use crate::auth::roles::{Role, UserStatus};
 use crate::auth::sessions::{self, NewSession, Refresh, SessionView};
 use crate::http::error::{ApiError, ApiResult, Problem, Throttle};
 use crate::http::{ClientInfo, JsonBody, parse_body};
@@ -156,7 +157,7 @@ fn auth_response(app: &App, user: UserView, session: NewSession) -> ApiResult<Au
     let access_token = app.jwt.issue(
         &user.id,
         &session.session_id,
-        &user.role,
+        user.role,
         app.clock.now_secs(),
     )?;
     Ok(AuthResponse {
@@ -220,7 +221,7 @@ async fn register(
             let new = NewUser {
                 email: &email_address,
                 password_hash: &password_hash,
-                role: "user",
+                role: Role::User,
                 display_name: display_name.as_deref(),
                 email_verified: false,
             };
@@ -363,7 +364,7 @@ async fn login(
             .await?;
         return Err(invalid_credentials());
     }
-    if account.status != "active" {
+    if account.status != UserStatus::Active {
         return Err(ApiError::Unauthorized("this account is disabled"));
     }
 
@@ -379,7 +380,9 @@ async fn login(
             if let Some(until) = current.locked_until.filter(|until| *until > now) {
                 return Err(lockout_limit(until, now));
             }
-            if current.password_hash != account.password_hash || current.status != "active" {
+            if current.password_hash != account.password_hash
+                || current.status != UserStatus::Active
+            {
                 return Err(invalid_credentials());
             }
             users::clear_login_failures(tx, &account.id)?;
@@ -570,7 +573,7 @@ async fn revoke_session(
         .write(move |tx| {
             let owned: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM sessions WHERE id = ?1 AND user_id = ?2 AND revoked_at IS NULL)",
-                [&id, &user.user_id],
+                [id.as_str(), user.user_id.as_str()],
                 |r| r.get(0),
             )?;
             if !owned {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::auth::roles::{Role, UserStatus};
 use crate::platform::clock::{Millis, rfc3339};
 
 /// A user as the API shows it.
@@ -12,10 +13,8 @@ use crate::platform::clock::{Millis, rfc3339};
 pub struct UserView {
     pub id: String,
     pub email: String,
-    /// `user` or `admin`.
-    pub role: String,
-    /// `active` or `disabled`.
-    pub status: String,
+    pub role: Role,
+    pub status: UserStatus,
     pub email_verified: bool,
     pub display_name: Option<String>,
     pub created_at: String,
@@ -38,7 +37,7 @@ pub struct ProfileView {
 pub struct Credentials {
     pub id: String,
     pub password_hash: String,
-    pub status: String,
+    pub status: UserStatus,
     pub locked_until: Option<Millis>,
 }
 
@@ -60,7 +59,7 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserView> {
 pub struct NewUser<'a> {
     pub email: &'a str,
     pub password_hash: &'a str,
-    pub role: &'a str,
+    pub role: Role,
     pub display_name: Option<&'a str>,
     pub email_verified: bool,
 }

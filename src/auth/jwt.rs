@@ -8,6 +8,7 @@ use rand::RngCore;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use super::roles::Role;
 use crate::platform::config::Settings;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -63,7 +64,7 @@ impl JwtKeys {
         &self,
         user_id: &str,
         session_id: &str,
-        role: &str,
+        role: Role,
         now_secs: i64,
     ) -> anyhow::Result<String> {
         let claims = Claims {
@@ -71,7 +72,7 @@ impl JwtKeys {
             aud: self.audience.clone(),
             sub: user_id.to_owned(),
             sid: session_id.to_owned(),
-            role: role.to_owned(),
+            role: role.as_str().to_owned(),
             iat: now_secs,
             exp: now_secs.saturating_add(self.ttl_secs),
         };

@@ -2,6 +2,7 @@
 
 pub mod jwt;
 pub mod password;
+pub mod roles;
 pub mod sessions;
 
 use rocket::http::Status;
@@ -15,19 +16,21 @@ use crate::http::idempotency::Caller;
 use crate::platform::clock::Millis;
 use crate::platform::clock::SharedClock;
 use crate::platform::db::Db;
+use crate::platform::ids::{SessionId, UserId};
 use jwt::JwtKeys;
+use roles::Role;
 
 /// A caller with a valid access token whose session is still active.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
-    pub user_id: String,
-    pub session_id: String,
-    pub role: String,
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub role: Role,
 }
 
 impl AuthUser {
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
 }
 
@@ -75,8 +78,8 @@ async fn authenticate(req: &Request<'_>) -> Result<AuthUser, ApiError> {
         .await?
         .ok_or_else(session_ended)?;
     Ok(AuthUser {
-        user_id: claims.sub,
-        session_id: claims.sid,
+        user_id: claims.sub.into(),
+        session_id: claims.sid.into(),
         role,
     })
 }
@@ -101,7 +104,7 @@ impl<'r> FromRequest<'r> for AuthUser {
             .await;
         match result {
             Ok(user) => {
-                req.local_cache(|| LoggedUser(Some(user.user_id.clone())));
+                req.local_cache(|| LoggedUser(Some(user.user_id.to_string())));
                 Outcome::Success(user.clone())
             }
             Err(status) if *status == Status::Unauthorized => Outcome::Error((
@@ -140,8 +143,8 @@ impl<'r> FromRequest<'r> for AdminUser {
 /// cannot act for the caller without checking.
 #[derive(Clone)]
 pub struct SessionToken {
-    user_id: String,
-    session_id: String,
+    user_id: UserId,
+    session_id: SessionId,
 }
 
 impl SessionToken {
@@ -167,8 +170,8 @@ impl<'r> FromRequest<'r> for SessionToken {
             Ok(claims) => {
                 req.local_cache(|| LoggedUser(Some(claims.sub.clone())));
                 Outcome::Success(SessionToken {
-                    user_id: claims.sub,
-                    session_id: claims.sid,
+                    user_id: claims.sub.into(),
+                    session_id: claims.sid.into(),
                 })
             }
             Err(e) => Outcome::Error((e.status(), e)),
@@ -179,7 +182,7 @@ impl<'r> FromRequest<'r> for SessionToken {
 /// The guard already checked the session.
 impl Caller for AuthUser {
     fn user_id_on(&self, _: &rusqlite::Connection, _: Millis) -> Result<String, ApiError> {
-        Ok(self.user_id.clone())
+        Ok(self.user_id.to_string())
     }
 }
 
@@ -192,6 +195,6 @@ impl Caller for AdminUser {
 /// The session is checked on the lookup's own connection.
 impl Caller for SessionToken {
     fn user_id_on(&self, conn: &rusqlite::Connection, now: Millis) -> Result<String, ApiError> {
-        Ok(self.check(conn, now)?.user_id)
+        Ok(self.check(conn, now)?.user_id.to_string())
     }
 }

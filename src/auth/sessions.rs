@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::roles::{Role, UserStatus};
 use crate::platform::client::ClientInfo;
 use crate::platform::clock::{Millis, rfc3339};
 use crate::platform::secret_token::{new_opaque_token, token_hash};
@@ -57,7 +58,7 @@ pub enum Refresh {
     Rotated {
         session_id: String,
         user_id: String,
-        role: String,
+        role: Role,
         refresh_token: String,
     },
     /// A token rotated away long ago came back: the whole session was revoked.
@@ -91,8 +92,8 @@ pub fn rotate(
                     r.get::<_, String>(2)?,
                     r.get::<_, Option<Millis>>(3)?,
                     r.get::<_, Millis>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, String>(6)?,
+                    r.get::<_, Role>(5)?,
+                    r.get::<_, UserStatus>(6)?,
                 ))
             },
         )
@@ -100,7 +101,7 @@ pub fn rotate(
     let Some((session_id, rotated_at, user_id, revoked_at, expires_at, role, status)) = row else {
         return Ok(Refresh::Invalid);
     };
-    if revoked_at.is_some() || expires_at <= now || status != "active" {
+    if revoked_at.is_some() || expires_at <= now || status != UserStatus::Active {
         return Ok(Refresh::Invalid);
     }
     if let Some(rotated_at) = rotated_at
@@ -167,7 +168,7 @@ pub fn active_session_user(
     session_id: &str,
     user_id: &str,
     now: Millis,
-) -> rusqlite::Result<Option<String>> {
+) -> rusqlite::Result<Option<Role>> {
     // Every authenticated request runs this: the statement stays prepared per connection.
     conn.prepare_cached(
         "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::Cli;
 use crate::accounts::users::{self, NewUser};
+use crate::auth::roles::Role;
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::{Clock, Millis, SystemClock};
 use crate::tokens::ledger::{self, Debit, Grant, Source};
@@ -220,7 +221,7 @@ fn seed_demo_user(tx: &Transaction<'_>, i: u32, hash: &str, now: Millis) -> anyh
     let new = NewUser {
         email: &email,
         password_hash: hash,
-        role: "user",
+        role: Role::User,
         display_name: Some(&name),
         email_verified: true,
     };

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::Cli;
 use crate::accounts::{users, validate};
+use crate::auth::roles::Role;
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::db::DbError;
@@ -37,7 +38,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             let params = settings.argon2_params()?;
             let hash = crate::auth::password::hash_blocking(&params, &password)?;
             let email = validate::normalize_email(email);
-            let role = if *admin { "admin" } else { "user" };
+            let role = if *admin { Role::Admin } else { Role::User };
             let now = SystemClock.now_ms();
             let address = email.clone();
             let id = db.write_blocking(move |tx| {

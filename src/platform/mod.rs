@@ -7,5 +7,6 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod ids;
 pub mod mail;
 pub mod secret_token;

@@ -239,7 +239,7 @@ async fn my_analytics(
     to: Option<&str>,
     group_by: Option<&str>,
 ) -> ApiResult<Json<AnalyticsReport>> {
-    run(app, Some(user.user_id), from, to, group_by).await
+    run(app, Some(user.user_id.to_string()), from, to, group_by).await
 }
 
 /// The same report across all users (admins only).
