@@ -5,9 +5,9 @@
 //! Stripe answered. Without a secret key every route that needs Stripe answers 503.
 
 pub mod catalog;
-pub mod cli;
 pub mod emails;
 pub mod events;
+pub mod ops;
 pub mod purchase;
 pub mod store;
 pub mod stripe;

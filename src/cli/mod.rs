@@ -6,8 +6,10 @@ mod config;
 mod migrate;
 mod seed;
 mod serve;
+mod stripe;
 mod tokens;
 mod users;
+mod webhooks;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -61,10 +63,10 @@ pub enum Command {
     Seed(seed::Args),
     /// Inspect and replay stored Stripe webhook events
     #[command(subcommand)]
-    Webhooks(crate::webhooks::cli::Command),
+    Webhooks(webhooks::Command),
     /// Talk to Stripe: sync the catalogue, reconcile subscriptions
     #[command(subcommand)]
-    Stripe(crate::billing::cli::Command),
+    Stripe(stripe::Command),
     /// Print the effective settings, secrets masked
     Config,
     /// Print a shell completion script
@@ -109,8 +111,8 @@ pub fn main() -> ExitCode {
         Some(Command::Tokens(command)) => tokens::run(&cli, command),
         Some(Command::Check) => check::run(&cli),
         Some(Command::Seed(args)) => seed::run(&cli, args),
-        Some(Command::Webhooks(command)) => crate::webhooks::cli::run(&cli, command),
-        Some(Command::Stripe(command)) => crate::billing::cli::run(&cli, command),
+        Some(Command::Webhooks(command)) => webhooks::run(&cli, command),
+        Some(Command::Stripe(command)) => stripe::run(&cli, command),
         Some(Command::Config) => config::run(&cli),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(

@@ -11,7 +11,6 @@
 //! `rocket.manage(webhooks::Webhooks::new(Arc::new(handler)))`. Until one is registered
 //! the default [`IgnoreAll`] marks every event `ignored` (each can be requeued later).
 
-pub mod cli;
 pub mod signature;
 pub mod store;
 pub mod worker;

@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use super::store::{self, Requeue, RequeueError};
-use crate::cli::Cli;
+use super::Cli;
 use crate::platform::audit::Actor;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::db::DbError;
+use crate::webhooks::store::{self, Requeue, RequeueError};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {

@@ -3,10 +3,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::billing::catalog;
+use std::sync::Arc;
+
+use super::Cli;
+use crate::billing::ops;
 use crate::billing::stripe::Stripe;
-use crate::cli::Cli;
-use crate::platform::clock::{Clock, SystemClock};
+use crate::platform::clock::{Clock, SharedClock, SystemClock};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -36,7 +38,6 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
 /// Fetches each customer's subscriptions and recent paid invoices from Stripe and
 /// repairs local state and missing grants, as the webhooks would have.
 fn reconcile(cli: &Cli, user: Option<&str>) -> anyhow::Result<ExitCode> {
-    use crate::billing::events::BillingEvents;
     let settings = cli.settings()?;
     let stripe = Stripe::from_settings(&settings).map_err(|e| {
         anyhow::anyhow!(
@@ -47,43 +48,44 @@ fn reconcile(cli: &Cli, user: Option<&str>) -> anyhow::Result<ExitCode> {
         .worker_threads(1)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let db = cli.db()?;
-        let email = user.map(crate::accounts::validate::normalize_email);
-        let customers: Vec<(String, String)> = db
-            .read(move |c| {
-                let mut stmt = c.prepare(
-                    "SELECT email, stripe_customer_id FROM users
-                     WHERE stripe_customer_id IS NOT NULL AND (?1 IS NULL OR email = ?1) ORDER BY email",
-                )?;
-                let rows = stmt.query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
-                Ok::<_, crate::platform::db::DbError>(rows)
-            })
-            .await?;
-        if let Some(user) = user
-            && customers.is_empty()
-        {
-            anyhow::bail!("{user} has no Stripe customer (or no such user)");
-        }
-        let clock: crate::platform::clock::SharedClock = std::sync::Arc::new(SystemClock);
-        let events = BillingEvents::from_parts(db, clock, settings.clone(), Default::default());
-        let mut failed = 0;
-        let mut out = std::io::stdout().lock();
-        for (email, customer) in &customers {
-            match events.reconcile_customer(&stripe, customer).await {
-                Ok(r) => writeln!(
-                    out,
-                    "{email} ({customer}): {} subscriptions synced, {} paid invoices applied",
-                    r.subscriptions, r.paid_invoices
-                )?,
-                Err(e) => {
-                    failed += 1;
-                    writeln!(out, "{email} ({customer}): FAILED: {e}")?;
-                }
+    let db = cli.db()?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let outcomes = runtime.block_on(ops::reconcile(&db, &stripe, clock, &settings, user))?;
+    let Some(outcomes) = outcomes else {
+        anyhow::bail!(
+            "{} has no Stripe customer (or no such user)",
+            user.unwrap_or_default()
+        );
+    };
+    let mut failed = 0;
+    let mut out = std::io::stdout().lock();
+    for ops::CustomerReconciled {
+        email,
+        customer,
+        outcome,
+    } in &outcomes
+    {
+        match outcome {
+            Ok(r) => writeln!(
+                out,
+                "{email} ({customer}): {} subscriptions synced, {} paid invoices applied",
+                r.subscriptions, r.paid_invoices
+            )?,
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "{email} ({customer}): FAILED: {e}")?;
             }
         }
-        writeln!(out, "{} customers reconciled, {failed} failed", customers.len() - failed)?;
-        Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    }
+    writeln!(
+        out,
+        "{} customers reconciled, {failed} failed",
+        outcomes.len() - failed
+    )?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     })
 }
 
@@ -96,7 +98,7 @@ fn sync_catalog(cli: &Cli, json: bool) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let db = cli.db()?;
-    let report = runtime.block_on(catalog::sync(&db, &stripe, SystemClock.now_ms()))?;
+    let report = runtime.block_on(ops::sync_catalog(&db, &stripe, SystemClock.now_ms()))?;
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
