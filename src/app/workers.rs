@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rocket::{Orbit, Rocket};
+use rocket::{Orbit, Rocket, Shutdown};
 
 use crate::state::App;
 use crate::{platform, tokens, webhooks};
@@ -32,11 +32,25 @@ pub(super) fn start(rocket: &Rocket<Orbit>) {
         rocket.shutdown(),
     ));
     webhooks::spawn_worker(rocket);
-    let (limits, mut stop) = (app.limits.clone(), rocket.shutdown());
+    let limits = app.limits.clone();
+    spawn_periodic(Duration::from_secs(60), rocket.shutdown(), move || {
+        limits.retain_recent();
+        std::future::ready(())
+    });
+}
+
+/// Runs `task` now and then every `every` until `stop` fires; a run in progress
+/// finishes first.
+fn spawn_periodic<F, Fut>(every: Duration, mut stop: Shutdown, mut task: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
         loop {
+            task().await;
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(60)) => limits.retain_recent(),
+                _ = tokio::time::sleep(every) => {}
                 _ = &mut stop => break,
             }
         }

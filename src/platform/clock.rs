@@ -1,7 +1,6 @@
 //! The time source, injectable so tests can move time forward (token expiry, lockouts).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
@@ -24,25 +23,6 @@ impl Clock for SystemClock {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-    }
-}
-
-/// A clock that only moves when told to; for tests.
-pub struct ManualClock(AtomicI64);
-
-impl ManualClock {
-    pub fn starting_now() -> Arc<ManualClock> {
-        Arc::new(ManualClock(AtomicI64::new(SystemClock.now_ms())))
-    }
-
-    pub fn advance_secs(&self, secs: i64) {
-        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> Millis {
-        self.0.load(Ordering::SeqCst)
     }
 }
 

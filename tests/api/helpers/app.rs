@@ -3,14 +3,34 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-use audiostudio::platform::clock::ManualClock;
+use audiostudio::platform::clock::{Clock, SystemClock};
 use audiostudio::{App, Deps};
 use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
 use rocket::local::asynchronous::Client;
 use rocket::{Build, Rocket};
 use tempfile::TempDir;
+
+/// A clock that only moves when told to, injected through `Deps`.
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn starting_now() -> Arc<ManualClock> {
+        Arc::new(ManualClock(AtomicI64::new(SystemClock.now_ms())))
+    }
+
+    pub fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 pub struct TestApp {
     pub client: Client,
@@ -100,7 +120,6 @@ impl TestApp {
     }
 
     pub fn clock_now(&self) -> i64 {
-        use audiostudio::platform::clock::Clock as _;
         self.clock.now_ms()
     }
 
