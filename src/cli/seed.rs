@@ -228,6 +228,7 @@ fn seed_demo_user(tx: &Transaction<'_>, i: u32, hash: &str, now: Millis) -> anyh
     let Some(user_id) = users::insert(tx, &new, now)? else {
         return Ok(false);
     };
+    let user_id = crate::platform::ids::UserId::from(user_id.as_str());
     let grant = Grant {
         user_id: &user_id,
         source: Source::Admin,

@@ -92,7 +92,7 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             let view = db.read_blocking(|c| {
                 let user_id = users::find_id_by_email(c, &email)?
                     .ok_or_else(|| anyhow::anyhow!("no active user {email}"))?;
-                Ok::<_, anyhow::Error>(ledger::balance(c, &user_id, now)?)
+                Ok::<_, anyhow::Error>(ledger::balance(c, &user_id.as_str().into(), now)?)
             })?;
             let mut out = std::io::stdout().lock();
             writeln!(out, "{email}: balance {}, held {}", view.balance, view.held)?;

@@ -169,7 +169,7 @@ async fn list_transactions(
     };
     let kind = match r#type {
         None => None,
-        Some(t) if TRANSACTION_TYPES.contains(&t) => Some(t.to_owned()),
+        Some(t) if TRANSACTION_TYPES.contains(&t) => t.parse::<ledger::TransactionKind>().ok(),
         Some(_) => {
             return Err(ApiError::field(
                 "type",
@@ -183,7 +183,7 @@ async fn list_transactions(
             Ok::<_, ApiError>(ledger::transactions(
                 c,
                 &user.user_id,
-                kind.as_deref(),
+                kind,
                 cursor,
                 limit + 1,
             )?)
@@ -472,7 +472,7 @@ async fn capture_hold(
     crate::accounts::validate::Checks::default()
         .check("amount", check_capture(body.amount))
         .finish()?;
-    let id = id.to_owned();
+    let id = crate::platform::ids::HoldId::from(id);
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
@@ -518,7 +518,7 @@ async fn release_hold(
         Ok(idem) => idem,
         Err(replayed) => return Ok(replayed),
     };
-    let id = id.to_owned();
+    let id = crate::platform::ids::HoldId::from(id);
     let now = app.clock.now_ms();
     app.db
         .write(move |tx| {
@@ -555,7 +555,7 @@ async fn list_holds(
     let now = app.clock.now_ms();
     let status = match status {
         None => None,
-        Some(s) if HOLD_STATUSES.contains(&s) => Some(s.to_owned()),
+        Some(s) if HOLD_STATUSES.contains(&s) => s.parse::<ledger::HoldStatus>().ok(),
         Some(_) => {
             return Err(ApiError::field(
                 "status",
@@ -565,14 +565,7 @@ async fn list_holds(
     };
     let holds = app
         .db
-        .read(move |c| {
-            Ok::<_, ApiError>(ledger::list_holds(
-                c,
-                &user.user_id,
-                status.as_deref(),
-                now,
-            )?)
-        })
+        .read(move |c| Ok::<_, ApiError>(ledger::list_holds(c, &user.user_id, status, now)?))
         .await?;
     Ok(Json(HoldsResponse { holds }))
 }
