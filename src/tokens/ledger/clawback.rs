@@ -2,10 +2,11 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::debit::{cached_balance, draw_lots, take_from_balance};
+use super::debit::{draw_lots, take_from_balance};
 use super::entry::{Entry, append};
 use super::expiry::expire_due;
 use super::kinds::TransactionKind;
+use super::views::available;
 use super::{LedgerError, MAX_AMOUNT};
 use crate::platform::clock::Millis;
 
@@ -41,7 +42,7 @@ pub fn claw_back(
             shortfall: 0,
         });
     }
-    let balance = cached_balance(tx, user_id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+    let balance = available(tx, user_id)?;
     let taken = wanted.min(balance);
     let shortfall = wanted - taken;
     if taken > 0 {

@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::entry::{Entry, TransactionView, append};
 use super::expiry::expire_due;
 use super::kinds::TransactionKind;
+use super::views::available;
 use super::{LedgerError, positive_amount};
 use crate::platform::clock::Millis;
 use crate::platform::ids::UserId;
@@ -60,18 +61,11 @@ pub(super) fn take_from_balance(
     if changed == 1 {
         return Ok(());
     }
-    let balance = cached_balance(tx, user_id)?.unwrap_or(0);
+    let balance = available(tx, user_id).optional()?.unwrap_or(0);
     Err(LedgerError::Insufficient {
         balance,
         needed: amount,
     })
-}
-
-/// `users.token_balance`, the balance the ledger keeps in step (`None`: no such user).
-pub(super) fn cached_balance(tx: &Transaction<'_>, user_id: &str) -> rusqlite::Result<Option<i64>> {
-    tx.prepare_cached("SELECT token_balance FROM users WHERE id = ?1")?
-        .query_row([user_id], |r| r.get(0))
-        .optional()
 }
 
 /// Decrements spendable lots, soonest expiry first (never-expiring last).

@@ -24,7 +24,7 @@ pub use holds::{
     HoldView, capture_hold, create_hold, expire_holds, find_hold, list_holds, release_hold,
 };
 pub use kinds::{HoldStatus, Source, TransactionKind};
-pub use views::{BalanceView, Expiring, balance, transactions};
+pub use views::{BalanceView, Expiring, available, balance, transactions};
 
 /// The largest amount one call may move; far above any real job, far below overflow.
 pub const MAX_AMOUNT: i64 = 1_000_000_000;

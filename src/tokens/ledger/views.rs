@@ -27,6 +27,13 @@ pub struct BalanceView {
     pub lifetime_spent: i64,
 }
 
+/// `users.token_balance`: the spendable balance the ledger keeps in step, lots past
+/// their expiry included until they are expired.
+pub fn available(conn: &Connection, user_id: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT token_balance FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get(0))
+}
+
 /// The balance as of `now`: lots past their expiry never count, even before the worker
 /// runs. Its cost does not grow with the history: totals are kept on the user's row.
 pub fn balance(conn: &Connection, user_id: &UserId, now: Millis) -> rusqlite::Result<BalanceView> {
