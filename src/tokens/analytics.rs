@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::platform::clock::{Millis, rfc3339};
 use crate::platform::ids::UserId;
+use crate::tokens::ledger::TransactionKind;
 
 /// Spending in one group: a UTC day (`YYYY-MM-DD`) or a feature.
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,16 +91,19 @@ pub fn report(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut stmt = conn.prepare(&format!(
         "SELECT COALESCE(source, 'unknown') AS source, SUM(amount) FROM token_transactions
-         WHERE {user_filter} AND kind = 'grant' AND created_at >= ?2 AND created_at < ?3
+         WHERE {user_filter} AND kind = ?4 AND created_at >= ?2 AND created_at < ?3
          GROUP BY source ORDER BY SUM(amount) DESC, source"
     ))?;
     let earned = stmt
-        .query_map(params![user_id, query.from, query.to], |r| {
-            Ok(EarnedGroup {
-                source: r.get(0)?,
-                tokens: r.get(1)?,
-            })
-        })?
+        .query_map(
+            params![user_id, query.from, query.to, TransactionKind::Grant],
+            |r| {
+                Ok(EarnedGroup {
+                    source: r.get(0)?,
+                    tokens: r.get(1)?,
+                })
+            },
+        )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(AnalyticsReport {
         from: rfc3339(query.from),

@@ -1,8 +1,9 @@
 //! The consistency check: every user's cached figures against the ledger, lots and holds.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, params};
 use serde::Serialize;
 
+use super::kinds::{HoldStatus, TransactionKind};
 use crate::platform::ids::UserId;
 
 /// A user whose cached figures disagree with the ledger, lots or holds.
@@ -38,13 +39,13 @@ const FIGURES: &str = "SELECT u.id, u.email, u.token_balance,
         (SELECT COALESCE(SUM(amount), 0) FROM token_transactions t WHERE t.user_id = u.id),
         (SELECT COALESCE(SUM(remaining), 0) FROM token_lots l WHERE l.user_id = u.id),
         u.held_tokens,
-        (SELECT COALESCE(SUM(amount), 0) FROM token_holds h WHERE h.user_id = u.id AND h.status = 'open'),
+        (SELECT COALESCE(SUM(amount), 0) FROM token_holds h WHERE h.user_id = u.id AND h.status = ?1),
         (SELECT balance_after FROM token_transactions t WHERE t.user_id = u.id ORDER BY id DESC LIMIT 1),
         u.lifetime_earned,
-        (SELECT COALESCE(SUM(amount), 0) FROM token_transactions t WHERE t.user_id = u.id AND t.kind = 'grant'),
+        (SELECT COALESCE(SUM(amount), 0) FROM token_transactions t WHERE t.user_id = u.id AND t.kind = ?2),
         u.lifetime_spent,
-        (SELECT COALESCE(-SUM(amount), 0) FROM token_transactions t WHERE t.user_id = u.id AND t.kind = 'spend')
-          + (SELECT COALESCE(SUM(captured), 0) FROM token_holds h WHERE h.user_id = u.id AND h.status = 'captured')
+        (SELECT COALESCE(-SUM(amount), 0) FROM token_transactions t WHERE t.user_id = u.id AND t.kind = ?3)
+          + (SELECT COALESCE(SUM(captured), 0) FROM token_holds h WHERE h.user_id = u.id AND h.status = ?4)
     FROM users u ORDER BY u.id";
 
 /// Verifies the money invariants for every user: how many users, and those out of step.
@@ -52,7 +53,12 @@ pub fn check(conn: &Connection) -> rusqlite::Result<(u64, Vec<Mismatch>)> {
     let mut stmt = conn.prepare(FIGURES)?;
     let mut users = 0;
     let mut mismatches = Vec::new();
-    let mut rows = stmt.query([])?;
+    let mut rows = stmt.query(params![
+        HoldStatus::Open,
+        TransactionKind::Grant,
+        TransactionKind::Spend,
+        HoldStatus::Captured
+    ])?;
     while let Some(r) = rows.next()? {
         users += 1;
         let m = Mismatch {

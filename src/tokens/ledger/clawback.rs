@@ -72,9 +72,9 @@ pub fn claw_back(
 fn already_clawed(tx: &Transaction<'_>, user_id: &str, reference: &str) -> rusqlite::Result<i64> {
     tx.query_row(
         "SELECT (SELECT COALESCE(-SUM(amount), 0) FROM token_transactions
-                 WHERE user_id = ?1 AND kind = 'clawback' AND reference = ?2)
+                 WHERE user_id = ?1 AND kind = ?3 AND reference = ?2)
               + (SELECT COALESCE(SUM(amount), 0) FROM token_shortfalls WHERE user_id = ?1 AND reference = ?2)",
-        params![user_id, reference],
+        params![user_id, reference, TransactionKind::Clawback],
         |r| r.get(0),
     )
 }

@@ -286,10 +286,11 @@ pub fn list_holds(
     let mut stmt = conn.prepare(&format!(
         "SELECT {HOLD_COLUMNS} FROM token_holds
          WHERE user_id = ?1
-           AND (?2 IS NULL OR (CASE WHEN status = 'open' AND expires_at <= ?3 THEN 'expired' ELSE status END) = ?2)
+           AND (?2 IS NULL OR (CASE WHEN status = ?4 AND expires_at <= ?3 THEN ?5 ELSE status END) = ?2)
          ORDER BY created_at DESC, id DESC LIMIT 200"
     ))?;
-    stmt.query_map(params![user_id, status, now], |r| {
+    let (open, expired) = (HoldStatus::Open, HoldStatus::Expired);
+    stmt.query_map(params![user_id, status, now, open, expired], |r| {
         let mut hold = hold_from_row(r)?;
         if hold.view.status == HoldStatus::Open && hold.expires_at <= now {
             hold.view.status = HoldStatus::Expired;

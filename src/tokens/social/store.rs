@@ -182,8 +182,14 @@ pub fn rewards_claimed(
 ) -> rusqlite::Result<i64> {
     tx.query_row(
         "SELECT COALESCE(SUM(reward_tokens), 0) FROM social_engagements
-         WHERE user_id = ?1 AND status IN ('pending', 'approved') AND created_at >= ?2 AND created_at < ?3",
-        params![user_id, from, to],
+         WHERE user_id = ?1 AND status IN (?4, ?5) AND created_at >= ?2 AND created_at < ?3",
+        params![
+            user_id,
+            from,
+            to,
+            ClaimStatus::Pending,
+            ClaimStatus::Approved
+        ],
         |r| r.get(0),
     )
 }
