@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error;
-use crate::{accounts, admin, auth, health, tokens};
+use crate::{accounts, admin, auth, health};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,22 +26,6 @@ use crate::{accounts, admin, auth, health, tokens};
         accounts::resend_verification,
         admin::list_users,
         admin::list_shortfalls,
-        tokens::get_balance,
-        tokens::list_transactions,
-        tokens::list_packs,
-        tokens::use_tokens,
-        tokens::create_hold,
-        tokens::capture_hold,
-        tokens::release_hold,
-        tokens::list_holds,
-        tokens::add_tokens,
-        tokens::social::list_tasks,
-        tokens::social::claim_task,
-        tokens::social::list_claims,
-        tokens::social::approve_claim,
-        tokens::social::reject_claim,
-        tokens::analytics::my_analytics,
-        tokens::analytics::all_analytics,
         health::health,
     ),
     components(schemas(error::Problem, auth::sessions::SessionView)),
@@ -58,6 +42,7 @@ pub struct ApiDoc;
 /// The whole document: the core paths above plus those of billing and webhooks.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(crate::tokens::ApiDoc::openapi());
     doc.merge(crate::billing::ApiDoc::openapi());
     doc.merge(crate::webhooks::ApiDoc::openapi());
     doc

@@ -5,12 +5,12 @@ use std::process::ExitCode;
 
 use super::Cli;
 use crate::platform::db::DbError;
-use crate::tokens::ledger;
+use crate::tokens::ops;
 
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let (users, mismatches) = cli
         .db()?
-        .read_blocking(|c| Ok::<_, DbError>(ledger::check(c)?))?;
+        .read_blocking(|c| Ok::<_, DbError>(ops::check(c)?))?;
     if mismatches.is_empty() {
         writeln!(
             std::io::stdout(),

@@ -9,9 +9,9 @@ use serde_json::json;
 use super::Cli;
 use crate::accounts::users::{self, NewUser};
 use crate::auth::roles::Role;
-use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::{Clock, Millis, SystemClock};
-use crate::tokens::ledger::{self, Debit, Grant, Source};
+use crate::platform::ids::UserId;
+use crate::tokens;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -72,62 +72,6 @@ const PLANS: [Plan; 3] = [
     },
 ];
 
-/// (id, name, tokens, price in cents)
-const PACKS: [(&str, &str, i64, i64); 3] = [
-    ("pack_small", "500 tokens", 500, 500),
-    ("pack_medium", "2,000 tokens", 2000, 1800),
-    ("pack_large", "10,000 tokens", 10000, 8000),
-];
-
-struct Task {
-    id: &'static str,
-    platform: &'static str,
-    action: &'static str,
-    title: &'static str,
-    reward: i64,
-    auto_approve: bool,
-    reward_expires_days: Option<i64>,
-}
-
-const SOCIAL_TASKS: [Task; 4] = [
-    Task {
-        id: "task_x_follow",
-        platform: "x",
-        action: "follow",
-        title: "Follow audiostudio on X",
-        reward: 50,
-        auto_approve: true,
-        reward_expires_days: Some(90),
-    },
-    Task {
-        id: "task_youtube_subscribe",
-        platform: "youtube",
-        action: "subscribe",
-        title: "Subscribe on YouTube",
-        reward: 50,
-        auto_approve: true,
-        reward_expires_days: Some(90),
-    },
-    Task {
-        id: "task_instagram_share",
-        platform: "instagram",
-        action: "share",
-        title: "Share a track you made on Instagram",
-        reward: 150,
-        auto_approve: false,
-        reward_expires_days: None,
-    },
-    Task {
-        id: "task_tiktok_video",
-        platform: "tiktok",
-        action: "video",
-        title: "Post a TikTok made with audiostudio",
-        reward: 300,
-        auto_approve: false,
-        reward_expires_days: None,
-    },
-];
-
 /// The password of every demo user.
 pub const DEMO_PASSWORD: &str = "demo password 2026";
 
@@ -168,6 +112,8 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The plans (billing's table, seeded here with raw SQL until billing offers a seed),
+/// then the token packs and social tasks.
 fn seed_catalogue(tx: &Transaction<'_>, now: Millis) -> anyhow::Result<usize> {
     let mut added = 0;
     for (
@@ -188,29 +134,7 @@ fn seed_catalogue(tx: &Transaction<'_>, now: Millis) -> anyhow::Result<usize> {
             params![id, name, description, price, tokens, json!(features).to_string(), i, now],
         )?;
     }
-    for (i, (id, name, tokens, price)) in (0i64..).zip(PACKS.iter()) {
-        added += tx.execute(
-            "INSERT INTO token_packs (id, name, tokens, price_cents, sort_order, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT DO NOTHING",
-            params![id, name, tokens, price, i, now],
-        )?;
-    }
-    for (i, task) in (0i64..).zip(SOCIAL_TASKS.iter()) {
-        let Task {
-            id,
-            platform,
-            action,
-            title,
-            reward,
-            auto_approve: auto,
-            reward_expires_days: expires_days,
-        } = task;
-        added += tx.execute(
-            "INSERT INTO social_tasks (id, platform, action, title, reward_tokens, auto_approve, reward_expires_days, sort_order, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
-            params![id, platform, action, title, reward, auto, expires_days, i, now],
-        )?;
-    }
+    added += tokens::ops::seed_catalogue(tx, now)?;
     Ok(added)
 }
 
@@ -228,37 +152,7 @@ fn seed_demo_user(tx: &Transaction<'_>, i: u32, hash: &str, now: Millis) -> anyh
     let Some(user_id) = users::insert(tx, &new, now)? else {
         return Ok(false);
     };
-    let grant = Grant {
-        user_id: &user_id,
-        source: Source::Admin,
-        source_ref: &format!("seed-demo-{i}"),
-        amount: 1000,
-        expires_at: None,
-        description: Some("demo allowance"),
-    };
-    ledger::grant(tx, &grant, now)?;
-    let event = Event::new("tokens.admin_grant")
-        .target("user", &user_id)
-        .details(json!({ "amount": grant.amount, "reason": "demo allowance", "via": "seed" }));
-    audit::record(tx, now, &Actor::cli(), event)?;
-    let features = ["text_to_speech", "music_generation", "transcription"];
-    for (n, feature) in features
-        .iter()
-        .enumerate()
-        .take(1 + (i as usize % features.len()))
-    {
-        let debit = Debit {
-            user_id: &user_id,
-            amount: 10 * (n as i64 + 1),
-            feature,
-            description: Some("demo job"),
-            metadata: None,
-        };
-        ledger::debit(tx, &debit, now)?;
-        tx.execute(
-            "INSERT INTO usage_analytics (user_id, event, feature, tokens_used, created_at) VALUES (?1, 'tokens_spent', ?2, ?3, ?4)",
-            params![user_id, feature, debit.amount, now],
-        )?;
-    }
+    let user_id = UserId::from(user_id.as_str());
+    tokens::ops::seed_demo_history(tx, &user_id, i, now)?;
     Ok(true)
 }

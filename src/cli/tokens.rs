@@ -4,10 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::Cli;
-use crate::accounts::{users, validate};
+use crate::accounts::validate;
 use crate::platform::audit::Actor;
-use crate::platform::clock::{Clock, SystemClock};
-use crate::tokens::{self, ledger};
+use crate::platform::clock::{Clock, Millis, SystemClock};
+use crate::platform::db::Db;
+use crate::tokens::{self, ops, ops::Recipient};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -61,50 +62,67 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
             amount,
             reason,
             expires_in,
-        } => {
-            tokens::check_amount(*amount).map_err(|m| anyhow::anyhow!("amount {m}"))?;
-            anyhow::ensure!(!reason.trim().is_empty(), "--reason must not be empty");
-            let email = validate::normalize_email(email);
-            let expires_at = expires_in.map(|ms| now + ms);
-            let (address, amount, reason) = (email.clone(), *amount, reason.clone());
-            let (lot, transaction) = db.write_blocking(move |tx| {
-                let user_id = users::find_id_by_email(tx, &address)?
-                    .ok_or_else(|| anyhow::anyhow!("no active user {address}"))?;
-                tokens::grant_by_admin(
-                    tx,
-                    &user_id,
-                    amount,
-                    &reason,
-                    expires_at,
-                    &Actor::cli(),
-                    now,
-                )
-                .map_err(|e| anyhow::anyhow!("grant failed: {e}"))
-            })?;
-            writeln!(
-                std::io::stdout(),
-                "granted {amount} tokens to {email} (lot {lot}); balance {}",
-                transaction.balance_after
-            )?;
-        }
-        Command::Balance { email } => {
-            let email = validate::normalize_email(email);
-            let view = db.read_blocking(|c| {
-                let user_id = users::find_id_by_email(c, &email)?
-                    .ok_or_else(|| anyhow::anyhow!("no active user {email}"))?;
-                Ok::<_, anyhow::Error>(ledger::balance(c, &user_id, now)?)
-            })?;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{email}: balance {}, held {}", view.balance, view.held)?;
-            writeln!(
-                out,
-                "lifetime earned {}, spent {}",
-                view.lifetime_earned, view.lifetime_spent
-            )?;
-            for e in view.expiring {
-                writeln!(out, "  {} expire at {}", e.amount, e.expires_at)?;
-            }
-        }
+        } => grant(
+            &db,
+            email,
+            *amount,
+            reason,
+            expires_in.map(|ms| now + ms),
+            now,
+        ),
+        Command::Balance { email } => balance(&db, email, now),
+    }
+}
+
+fn grant(
+    db: &Db,
+    email: &str,
+    amount: i64,
+    reason: &str,
+    expires_at: Option<Millis>,
+    now: Millis,
+) -> anyhow::Result<ExitCode> {
+    tokens::check_amount(amount).map_err(|m| anyhow::anyhow!("amount {m}"))?;
+    anyhow::ensure!(!reason.trim().is_empty(), "--reason must not be empty");
+    let email = validate::normalize_email(email);
+    let (address, reason) = (email.clone(), reason.to_owned());
+    let (lot, transaction) = db.write_blocking(move |tx| {
+        let user_id = ops::find_recipient(tx, &Recipient::Email(address.clone()))?
+            .ok_or_else(|| anyhow::anyhow!("no active user {address}"))?;
+        ops::grant_by_admin(
+            tx,
+            &user_id,
+            amount,
+            &reason,
+            expires_at,
+            &Actor::cli(),
+            now,
+        )
+        .map_err(|e| anyhow::anyhow!("grant failed: {e}"))
+    })?;
+    writeln!(
+        std::io::stdout(),
+        "granted {amount} tokens to {email} (lot {lot}); balance {}",
+        transaction.balance_after
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn balance(db: &Db, email: &str, now: Millis) -> anyhow::Result<ExitCode> {
+    let email = validate::normalize_email(email);
+    let view = db.read_blocking(|c| {
+        ops::balance_by_email(c, &email, now)?
+            .ok_or_else(|| anyhow::anyhow!("no active user {email}"))
+    })?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{email}: balance {}, held {}", view.balance, view.held)?;
+    writeln!(
+        out,
+        "lifetime earned {}, spent {}",
+        view.lifetime_earned, view.lifetime_spent
+    )?;
+    for e in view.expiring {
+        writeln!(out, "  {} expire at {}", e.amount, e.expires_at)?;
     }
     Ok(ExitCode::SUCCESS)
 }

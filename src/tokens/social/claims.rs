@@ -1,0 +1,192 @@
+//! The life of a claim: recorded (and paid at once for an auto-approved task) within the
+//! daily cap, then approved (paid once) or rejected by an admin; each step audited.
+
+use rusqlite::Transaction;
+use serde_json::json;
+
+use super::store::{self, NewClaim, Task};
+use super::{AdminClaimView, ClaimStatus, ClaimView};
+use crate::http::error::{ApiError, ApiResult, Throttle};
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::Millis;
+use crate::platform::ids::{ClaimId, UserId};
+use crate::tokens::ledger::{self, Grant, Granted, Source};
+
+const DAY_MS: Millis = 86_400_000;
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+/// Records a claim (one per task and user, one account per handle and task), enforces the
+/// daily cap, and pays an auto-approved task at once; all in the caller's transaction.
+pub fn create_claim(
+    tx: &Transaction<'_>,
+    claim: &NewClaim<'_>,
+    cap: i64,
+    actor: &Actor,
+    now: Millis,
+) -> ApiResult<ClaimView> {
+    let task = store::active_task(tx, claim.task_id)?.ok_or(ApiError::NotFound)?;
+    let id = ClaimId::from(uuid::Uuid::now_v7().to_string());
+    let status = if task.auto_approve {
+        ClaimStatus::Approved
+    } else {
+        ClaimStatus::Pending
+    };
+    match store::insert_claim(tx, &id, claim, &task, status, now) {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => return Err(claim_conflict(tx, claim, &task)?),
+        Err(e) => return Err(e.into()),
+    }
+    check_daily_cap(tx, claim.user_id, cap, now)?;
+    if task.auto_approve {
+        let lot = grant_reward(
+            tx,
+            claim.user_id,
+            &id,
+            task.reward_tokens,
+            task.reward_expires_days,
+            &task.title,
+            now,
+        )?;
+        let event = Event::new("tokens.social_auto_approved")
+            .target("social_claim", &id)
+            .details(json!({
+                "user_id": claim.user_id,
+                "task_id": claim.task_id,
+                "amount": task.reward_tokens,
+                "lot": lot,
+            }));
+        audit::record(tx, now, actor, event)?;
+    }
+    let view = store::find_claim(tx, &id)?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the claim just written is missing")))?;
+    Ok(view.claim)
+}
+
+/// Which uniqueness rule a refused insert broke, as a 409.
+fn claim_conflict(tx: &Transaction<'_>, claim: &NewClaim<'_>, task: &Task) -> ApiResult<ApiError> {
+    Ok(ApiError::Conflict(
+        if store::has_claimed(tx, claim, task)? {
+            "you have already claimed this task".into()
+        } else {
+            "this handle was already used for this task by another account".into()
+        },
+    ))
+}
+
+/// The caller's pending and approved rewards claimed today (UTC), this claim included, must fit the cap.
+fn check_daily_cap(tx: &Transaction<'_>, user_id: &UserId, cap: i64, now: Millis) -> ApiResult<()> {
+    let day_start = now.div_euclid(DAY_MS) * DAY_MS;
+    let claimed = store::rewards_claimed(tx, user_id, day_start, day_start + DAY_MS)?;
+    if claimed <= cap {
+        return Ok(());
+    }
+    let retry_after_ms = day_start + DAY_MS - now;
+    Err(ApiError::TooManyRequests {
+        detail: format!(
+            "this claim would take today's social rewards to {claimed} tokens, over the daily cap of {cap}; try again after midnight UTC"
+        ),
+        throttle: Throttle {
+            retry_after_secs: u64::try_from((retry_after_ms + 999) / 1000).unwrap_or(1),
+            limit: u32::try_from(cap).unwrap_or(u32::MAX),
+            window_secs: 86_400,
+        },
+    })
+}
+
+/// Mints the claim's reward lot; the claim id is the lot's reference, so it pays once.
+fn grant_reward(
+    tx: &Transaction<'_>,
+    user_id: &UserId,
+    claim_id: &ClaimId,
+    amount: i64,
+    expires_days: Option<i64>,
+    title: &str,
+    now: Millis,
+) -> ApiResult<Option<i64>> {
+    if amount <= 0 {
+        return Ok(None);
+    }
+    let expires_at = expires_days.map(|days| now.saturating_add(days.saturating_mul(DAY_MS)));
+    let description = format!("social reward: {title}");
+    let granted = ledger::grant(
+        tx,
+        &Grant {
+            user_id,
+            source: Source::Reward,
+            source_ref: claim_id,
+            amount,
+            expires_at,
+            description: Some(&description),
+        },
+        now,
+    )?;
+    match granted {
+        Granted::New { lot_id, .. } => Ok(Some(lot_id)),
+        Granted::AlreadyGranted { .. } => Err(ApiError::Conflict(
+            "this claim's reward was already granted".into(),
+        )),
+    }
+}
+
+/// An admin's verdict on a pending claim.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject,
+}
+
+impl Decision {
+    fn status(self) -> ClaimStatus {
+        match self {
+            Decision::Approve => ClaimStatus::Approved,
+            Decision::Reject => ClaimStatus::Rejected,
+        }
+    }
+}
+
+/// Approves (granting the reward once) or rejects a pending claim, audited.
+pub fn review(
+    tx: &Transaction<'_>,
+    id: &ClaimId,
+    decision: Decision,
+    admin_id: &UserId,
+    actor: &Actor,
+    now: Millis,
+) -> ApiResult<AdminClaimView> {
+    let claim = store::claim_for_review(tx, id)?.ok_or(ApiError::NotFound)?;
+    if claim.status != ClaimStatus::Pending {
+        return Err(ApiError::Conflict(format!(
+            "the claim is already {}; only pending claims can be reviewed",
+            claim.status
+        )));
+    }
+    store::set_reviewed(tx, id, decision.status(), admin_id, now)?;
+    let user_id = &claim.user_id;
+    let event = match decision {
+        Decision::Approve => {
+            let lot = grant_reward(
+                tx,
+                user_id,
+                id,
+                claim.reward,
+                claim.expires_days,
+                &claim.title,
+                now,
+            )?;
+            Event::new("tokens.social_approved")
+                .details(json!({ "user_id": user_id, "amount": claim.reward, "lot": lot }))
+        }
+        Decision::Reject => Event::new("tokens.social_rejected")
+            .details(json!({ "user_id": user_id, "amount": claim.reward })),
+    };
+    audit::record(tx, now, actor, event.target("social_claim", id))?;
+    store::find_claim(tx, id)?.ok_or(ApiError::NotFound)
+}
