@@ -25,12 +25,12 @@ pub(super) fn start(rocket: &Rocket<Orbit>) {
         app.mail_wakeup.clone(),
         rocket.shutdown(),
     ));
-    tokio::spawn(tokens::run_sweeper(
-        app.db.clone(),
-        app.clock.clone(),
-        Duration::from_secs(app.settings.token_sweep_interval_secs),
-        rocket.shutdown(),
-    ));
+    let (db, clock) = (app.db.clone(), app.clock.clone());
+    let every = Duration::from_secs(app.settings.token_sweep_interval_secs);
+    spawn_periodic(every, rocket.shutdown(), move || {
+        let (db, clock) = (db.clone(), clock.clone());
+        async move { tokens::sweep_due(&db, &clock).await }
+    });
     webhooks::spawn_worker(rocket);
     let limits = app.limits.clone();
     spawn_periodic(Duration::from_secs(60), rocket.shutdown(), move || {

@@ -14,7 +14,7 @@ use utoipa::OpenApi;
 
 pub use ledger::MAX_AMOUNT;
 pub use ops::{check_amount, grant_by_admin};
-pub use sweeper::run_sweeper;
+pub use sweeper::sweep_due;
 
 /// This module's part of the OpenAPI document.
 #[derive(OpenApi)]

@@ -1,7 +1,5 @@
 //! The sweeper: expires lots and holds past their time, in the background.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::ledger::{self, LedgerError};
@@ -20,33 +18,22 @@ pub enum SweepError {
     Sqlite(#[from] rusqlite::Error),
 }
 
-/// Expires lots and holds past their time, every `interval`, until `stop` fires.
-pub async fn run_sweeper(
-    db: Db,
-    clock: SharedClock,
-    interval: Duration,
-    mut stop: rocket::Shutdown,
-) {
+/// Expires every lot and hold past its time (the app runs this periodically).
+pub async fn sweep_due(db: &Db, clock: &SharedClock) {
+    // Work in bounded batches, each its own write, so a mass expiry never holds the
+    // writer for long; repeat while a batch found something.
     loop {
-        // Work in bounded batches, each its own write, so a mass expiry never holds the
-        // writer for long; repeat while a batch found something.
-        loop {
-            match sweep_once(&db, &clock).await {
-                Ok((0, 0)) => break,
-                Ok((tokens, holds)) => tracing::info!(
-                    tokens_expired = tokens,
-                    holds_expired = holds,
-                    "token sweep"
-                ),
-                Err(e) => {
-                    tracing::error!(error = %e, "token sweep failed");
-                    break;
-                }
+        match sweep_once(db, clock).await {
+            Ok((0, 0)) => break,
+            Ok((tokens, holds)) => tracing::info!(
+                tokens_expired = tokens,
+                holds_expired = holds,
+                "token sweep"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "token sweep failed");
+                break;
             }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = &mut stop => break,
         }
     }
 }
