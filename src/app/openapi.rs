@@ -4,28 +4,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error;
-use crate::{accounts, admin, auth, health, tokens};
+use crate::tokens;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "audiostudio API", description = "Accounts, tokens and billing of the audiostudio backend. Errors are application/problem+json (RFC 9457)."),
     paths(
-        accounts::register,
-        accounts::login,
-        accounts::refresh,
-        accounts::logout,
-        accounts::logout_all,
-        accounts::list_sessions,
-        accounts::revoke_session,
-        accounts::get_profile,
-        accounts::update_profile,
-        accounts::change_password,
-        accounts::request_password_reset,
-        accounts::reset_password,
-        accounts::verify_email,
-        accounts::resend_verification,
-        admin::list_users,
-        admin::list_shortfalls,
         tokens::get_balance,
         tokens::list_transactions,
         tokens::list_packs,
@@ -42,9 +26,8 @@ use crate::{accounts, admin, auth, health, tokens};
         tokens::social::reject_claim,
         tokens::analytics::my_analytics,
         tokens::analytics::all_analytics,
-        health::health,
     ),
-    components(schemas(error::Problem, auth::sessions::SessionView)),
+    components(schemas(error::Problem)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts, sessions and profiles"),
@@ -58,6 +41,9 @@ pub struct ApiDoc;
 /// The whole document: the core paths above plus those of billing and webhooks.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(crate::accounts::ApiDoc::openapi());
+    doc.merge(crate::admin::ApiDoc::openapi());
+    doc.merge(crate::health::ApiDoc::openapi());
     doc.merge(crate::billing::ApiDoc::openapi());
     doc.merge(crate::webhooks::ApiDoc::openapi());
     doc
