@@ -83,40 +83,59 @@ pub enum Refresh {
     Invalid,
 }
 
+/// What a presented refresh token belongs to.
+struct Presented {
+    session_id: SessionId,
+    user_id: UserId,
+    rotated_at: Option<Millis>,
+    /// Whether the session is unrevoked and unexpired and its user active.
+    live: bool,
+}
+
+fn presented(
+    tx: &Transaction<'_>,
+    token: &str,
+    now: Millis,
+) -> rusqlite::Result<Option<Presented>> {
+    tx.query_row(
+        "SELECT rt.session_id, rt.rotated_at, s.user_id, s.revoked_at, s.expires_at, u.status
+         FROM refresh_tokens rt
+         JOIN sessions s ON s.id = rt.session_id
+         JOIN users u ON u.id = s.user_id
+         WHERE rt.token_hash = ?1",
+        [token_hash(token)],
+        |r| {
+            let revoked_at: Option<Millis> = r.get(3)?;
+            let expires_at: Millis = r.get(4)?;
+            let status: UserStatus = r.get(5)?;
+            Ok(Presented {
+                session_id: r.get(0)?,
+                rotated_at: r.get(1)?,
+                user_id: r.get(2)?,
+                live: revoked_at.is_none() && expires_at > now && status == UserStatus::Active,
+            })
+        },
+    )
+    .optional()
+}
+
 /// Exchanges a refresh token for a new one. A token rotated within `grace_ms` is still
 /// honoured (two tabs refreshing at once); an older rotated token revokes the session.
 pub fn rotate(
     tx: &Transaction<'_>,
-    presented: &str,
+    presented_token: &str,
     now: Millis,
     grace_ms: Millis,
 ) -> rusqlite::Result<Refresh> {
-    let row = tx
-        .query_row(
-            "SELECT rt.session_id, rt.rotated_at, s.user_id, s.revoked_at, s.expires_at, u.status
-             FROM refresh_tokens rt
-             JOIN sessions s ON s.id = rt.session_id
-             JOIN users u ON u.id = s.user_id
-             WHERE rt.token_hash = ?1",
-            [token_hash(presented)],
-            |r| {
-                Ok((
-                    r.get::<_, SessionId>(0)?,
-                    r.get::<_, Option<Millis>>(1)?,
-                    r.get::<_, UserId>(2)?,
-                    r.get::<_, Option<Millis>>(3)?,
-                    r.get::<_, Millis>(4)?,
-                    r.get::<_, UserStatus>(5)?,
-                ))
-            },
-        )
-        .optional()?;
-    let Some((session_id, rotated_at, user_id, revoked_at, expires_at, status)) = row else {
+    let Some(Presented {
+        session_id,
+        user_id,
+        rotated_at,
+        live: true,
+    }) = presented(tx, presented_token, now)?
+    else {
         return Ok(Refresh::Invalid);
     };
-    if revoked_at.is_some() || expires_at <= now || status != UserStatus::Active {
-        return Ok(Refresh::Invalid);
-    }
     if let Some(rotated_at) = rotated_at
         && now.saturating_sub(rotated_at) > grace_ms
     {
@@ -137,7 +156,7 @@ pub fn rotate(
     // until each is used: logging a tab out at random would be worse.
     tx.execute(
         "UPDATE refresh_tokens SET rotated_at = ?2 WHERE token_hash = ?1 AND rotated_at IS NULL",
-        params![token_hash(presented), now],
+        params![token_hash(presented_token), now],
     )?;
     tx.execute(
         "UPDATE sessions SET last_used_at = ?2 WHERE id = ?1",

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{AccountLockout, RevokedResponse};
+use super::{AccountLockout, RevokedResponse, end_sessions};
 use crate::accounts::one_time::{self, Purpose};
 use crate::accounts::store::{self, Credentials};
 use crate::accounts::validate;
@@ -76,14 +76,10 @@ pub async fn change_password(
                     "the password was changed meanwhile; try again".into(),
                 ));
             }
-            let keep = Some(&user.session_id);
-            let count =
-                sessions::revoke_all(tx, &user.user_id, keep, RevokeReason::PasswordChanged, now)?;
             one_time::expire_all(tx, &user.user_id, Purpose::ResetPassword, now)?;
-            let event = Event::new("auth.password_changed")
-                .target("user", &user.user_id)
-                .details(json!({ "sessions_revoked": count }));
-            audit::record(tx, now, &Actor::user(&user.user_id, &client), event)?;
+            let (keep, actor) = (Some(&user.session_id), Actor::user(&user.user_id, &client));
+            let (reason, action) = (RevokeReason::PasswordChanged, "auth.password_changed");
+            let count = end_sessions(tx, &user.user_id, keep, reason, action, &actor, now)?;
             Ok::<_, ApiError>(count)
         })
         .await?;

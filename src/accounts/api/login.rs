@@ -1,5 +1,5 @@
 //! `POST /api/auth/login`: email and password in, a new session out, in four steps:
-//! refuse a locked account, verify the password, count a failure, open the session.
+//! refuse a locked account, verify the password, record a failure, open the session.
 
 use rocket::serde::json::Json;
 use rocket::{State, post};
@@ -68,14 +68,13 @@ pub async fn login(
         .hasher
         .verify(SecretString::from(body.password), stored)
         .await?;
-    let Some(account) = account else {
-        record_unknown_email(app, email, &client).await?;
-        return Err(invalid_credentials());
+    let account = match account {
+        Some(account) if verified.matches => account,
+        other => {
+            record_failure(app, &client, email, other.map(|a| a.id), lockout).await?;
+            return Err(invalid_credentials());
+        }
     };
-    if !verified.matches {
-        record_wrong_password(app, account.id, &client, lockout).await?;
-        return Err(invalid_credentials());
-    }
     if account.status != UserStatus::Active {
         return Err(ApiError::Unauthorized("this account is disabled"));
     }
@@ -83,38 +82,33 @@ pub async fn login(
     Ok(Json(auth_response(app, user, session)?))
 }
 
-/// Audits a login for an email no account has.
-async fn record_unknown_email(app: &App, email: String, client: &ClientInfo) -> ApiResult<()> {
-    let (now, actor) = (app.clock.now_ms(), Actor::anonymous(client));
-    app.db
-        .write(move |tx| {
-            let email: String = email.chars().take(validate::MAX_EMAIL_LEN).collect();
-            let event = Event::new("auth.login_failed")
-                .details(json!({ "email": email, "reason": "unknown_email" }));
-            Ok::<_, ApiError>(audit::record(tx, now, &actor, event)?)
-        })
-        .await?;
-    Ok(())
-}
-
-/// Counts a wrong password towards the account's lockout, and audits it.
-async fn record_wrong_password(
+/// Audits a failed login; a wrong password also counts towards the account's lockout.
+async fn record_failure(
     app: &App,
-    user_id: UserId,
     client: &ClientInfo,
+    email: String,
+    account: Option<UserId>,
     lockout: AccountLockout,
 ) -> ApiResult<()> {
     let (now, actor) = (app.clock.now_ms(), Actor::anonymous(client));
     app.db
         .write(move |tx| {
-            let locked_until = store::record_login_failure(tx, &user_id, now, &lockout.policy)?;
-            let event = Event::new("auth.login_failed")
-                .target("user", &user_id)
-                .details(json!({ "reason": "wrong_password", "locked": locked_until.is_some() }));
+            let event = Event::new("auth.login_failed");
+            let event = match &account {
+                None => {
+                    let email: String = email.chars().take(validate::MAX_EMAIL_LEN).collect();
+                    event.details(json!({ "email": email, "reason": "unknown_email" }))
+                }
+                Some(user_id) => {
+                    let locked = store::record_login_failure(tx, user_id, now, &lockout.policy)?;
+                    event
+                        .target("user", user_id)
+                        .details(json!({ "reason": "wrong_password", "locked": locked.is_some() }))
+                }
+            };
             Ok::<_, ApiError>(audit::record(tx, now, &actor, event)?)
         })
-        .await?;
-    Ok(())
+        .await
 }
 
 /// Opens the session of a verified login, unless the account changed since it was read.

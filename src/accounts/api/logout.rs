@@ -3,9 +3,8 @@
 use rocket::response::status::NoContent;
 use rocket::serde::json::Json;
 use rocket::{State, post};
-use serde_json::json;
 
-use super::RevokedResponse;
+use super::{RevokedResponse, end_sessions};
 use crate::auth::AuthUser;
 use crate::auth::sessions::{self, RevokeReason};
 use crate::http::ClientInfo;
@@ -55,12 +54,9 @@ pub async fn logout_all(
     let count = app
         .db
         .write(move |tx| {
-            let count =
-                sessions::revoke_all(tx, &user.user_id, None, RevokeReason::LogoutAll, now)?;
-            let event = Event::new("auth.logout_all")
-                .target("user", &user.user_id)
-                .details(json!({ "sessions_revoked": count }));
-            audit::record(tx, now, &Actor::user(&user.user_id, &client), event)?;
+            let actor = Actor::user(&user.user_id, &client);
+            let (reason, action) = (RevokeReason::LogoutAll, "auth.logout_all");
+            let count = end_sessions(tx, &user.user_id, None, reason, action, &actor, now)?;
             Ok::<_, ApiError>(count)
         })
         .await?;

@@ -14,11 +14,15 @@ use rocket::serde::json::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use rusqlite::Transaction;
+use serde_json::json;
+
 use super::store::{Lockout, UserView};
-use crate::auth::sessions::NewSession;
+use crate::auth::sessions::{NewSession, RevokeReason, revoke_all};
 use crate::http::error::{ApiError, ApiResult, Throttle};
+use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::Millis;
-use crate::platform::ids::SessionId;
+use crate::platform::ids::{SessionId, UserId};
 use crate::state::App;
 
 /// How long the link of a verification email works.
@@ -84,6 +88,24 @@ fn secs_to_ms(secs: u64) -> Millis {
     i64::try_from(secs)
         .unwrap_or(i64::MAX / 1000)
         .saturating_mul(1000)
+}
+
+/// Ends every session of `user_id` but `keep` and audits `action` with how many ended.
+fn end_sessions(
+    tx: &Transaction<'_>,
+    user_id: &UserId,
+    keep: Option<&SessionId>,
+    reason: RevokeReason,
+    action: &str,
+    actor: &Actor,
+    now: Millis,
+) -> rusqlite::Result<usize> {
+    let count = revoke_all(tx, user_id, keep, reason, now)?;
+    let event = Event::new(action)
+        .target("user", user_id)
+        .details(json!({ "sessions_revoked": count }));
+    audit::record(tx, now, actor, event)?;
+    Ok(count)
 }
 
 /// The 422 of a one-time token that cannot be used.

@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{MessageResponse, bad_token, message, secs_to_ms};
+use super::{MessageResponse, bad_token, end_sessions, message, secs_to_ms};
 use crate::accounts::one_time::{self, Purpose};
 use crate::accounts::{emails, store, validate};
-use crate::auth::sessions::{self, RevokeReason};
+use crate::auth::sessions::RevokeReason;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::validate::Checks;
 use crate::http::{ClientInfo, JsonBody, parse_body};
@@ -144,11 +144,9 @@ pub async fn reset_password(
             // Receiving the email proves the address.
             store::mark_email_verified(tx, &user_id, now)?;
             one_time::expire_all(tx, &user_id, Purpose::ResetPassword, now)?;
-            let count = sessions::revoke_all(tx, &user_id, None, RevokeReason::PasswordReset, now)?;
-            let event = Event::new("auth.password_reset_completed")
-                .target("user", &user_id)
-                .details(json!({ "sessions_revoked": count }));
-            audit::record(tx, now, &Actor::user(&user_id, &client), event)?;
+            let actor = Actor::user(&user_id, &client);
+            let (reason, action) = (RevokeReason::PasswordReset, "auth.password_reset_completed");
+            end_sessions(tx, &user_id, None, reason, action, &actor, now)?;
             Ok::<_, ApiError>(())
         })
         .await?;
