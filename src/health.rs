@@ -5,7 +5,7 @@ use rocket::response::status::Custom;
 use rocket::serde::json::Json;
 use rocket::{Build, Rocket, State, get, routes};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{OpenApi, ToSchema};
 
 use crate::state::App;
 
@@ -13,6 +13,11 @@ use crate::state::App;
 pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
     rocket.mount("/", routes![health])
 }
+
+/// The health path of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(paths(health))]
+pub struct ApiDoc;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -3,27 +3,25 @@
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::platform::clock::Millis;
+use crate::platform::ids::UserId;
 use crate::platform::secret_token::{new_opaque_token, token_hash};
 
-#[derive(Debug, Clone, Copy)]
+/// What a token proves (`one_time_tokens.purpose`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Purpose {
     VerifyEmail,
     ResetPassword,
 }
 
-impl Purpose {
-    fn as_str(self) -> &'static str {
-        match self {
-            Purpose::VerifyEmail => "verify_email",
-            Purpose::ResetPassword => "reset_password",
-        }
-    }
-}
+crate::text_enum_sql!(Purpose);
 
 /// Issues a token; the plain value goes only into the email.
 pub fn issue(
     tx: &Transaction<'_>,
-    user_id: &str,
+    user_id: &UserId,
     purpose: Purpose,
     now: Millis,
     ttl_ms: Millis,
@@ -31,7 +29,7 @@ pub fn issue(
     let (token, hash) = new_opaque_token();
     tx.execute(
         "INSERT INTO one_time_tokens (token_hash, user_id, purpose, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![hash, user_id, purpose.as_str(), now, now.saturating_add(ttl_ms)],
+        params![hash, user_id, purpose, now, now.saturating_add(ttl_ms)],
     )?;
     Ok(token)
 }
@@ -42,12 +40,12 @@ pub fn consume(
     token: &str,
     purpose: Purpose,
     now: Millis,
-) -> rusqlite::Result<Option<String>> {
+) -> rusqlite::Result<Option<UserId>> {
     tx.query_row(
         "UPDATE one_time_tokens SET used_at = ?3
          WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
          RETURNING user_id",
-        params![token_hash(token), purpose.as_str(), now],
+        params![token_hash(token), purpose, now],
         |r| r.get(0),
     )
     .optional()
@@ -63,7 +61,7 @@ pub fn is_usable(
     conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM one_time_tokens
          WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3)",
-        params![token_hash(token), purpose.as_str(), now],
+        params![token_hash(token), purpose, now],
         |r| r.get(0),
     )
 }
@@ -71,13 +69,13 @@ pub fn is_usable(
 /// Makes every outstanding token of that purpose unusable (e.g. after a reset).
 pub fn expire_all(
     tx: &Transaction<'_>,
-    user_id: &str,
+    user_id: &UserId,
     purpose: Purpose,
     now: Millis,
 ) -> rusqlite::Result<()> {
     tx.execute(
         "UPDATE one_time_tokens SET used_at = ?3 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
-        params![user_id, purpose.as_str(), now],
+        params![user_id, purpose, now],
     )?;
     Ok(())
 }
@@ -85,12 +83,30 @@ pub fn expire_all(
 /// When the last token of that purpose was issued, for throttling resends.
 pub fn last_issued(
     conn: &Connection,
-    user_id: &str,
+    user_id: &UserId,
     purpose: Purpose,
 ) -> rusqlite::Result<Option<Millis>> {
     conn.query_row(
         "SELECT MAX(created_at) FROM one_time_tokens WHERE user_id = ?1 AND purpose = ?2",
-        params![user_id, purpose.as_str()],
+        params![user_id, purpose],
         |r| r.get(0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_are_stored_as_the_schema_spells_them() {
+        let conn = Connection::open_in_memory().unwrap();
+        let text: String = conn
+            .query_row("SELECT ?1", [Purpose::ResetPassword], |r| r.get(0))
+            .unwrap();
+        assert_eq!(text, "reset_password");
+        let back: Purpose = conn
+            .query_row("SELECT 'verify_email'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(back, Purpose::VerifyEmail);
+    }
 }

@@ -4,31 +4,11 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error;
-use crate::{accounts, admin, auth, health};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "audiostudio API", description = "Accounts, tokens and billing of the audiostudio backend. Errors are application/problem+json (RFC 9457)."),
-    paths(
-        accounts::register,
-        accounts::login,
-        accounts::refresh,
-        accounts::logout,
-        accounts::logout_all,
-        accounts::list_sessions,
-        accounts::revoke_session,
-        accounts::get_profile,
-        accounts::update_profile,
-        accounts::change_password,
-        accounts::request_password_reset,
-        accounts::reset_password,
-        accounts::verify_email,
-        accounts::resend_verification,
-        admin::list_users,
-        admin::list_shortfalls,
-        health::health,
-    ),
-    components(schemas(error::Problem, auth::sessions::SessionView)),
+    components(schemas(error::Problem)),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts, sessions and profiles"),
@@ -39,10 +19,13 @@ use crate::{accounts, admin, auth, health};
 )]
 pub struct ApiDoc;
 
-/// The whole document: the core paths above plus those of billing and webhooks.
+/// The whole document: the shared parts above and each feature's paths.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(crate::accounts::ApiDoc::openapi());
+    doc.merge(crate::admin::ApiDoc::openapi());
     doc.merge(crate::tokens::ApiDoc::openapi());
+    doc.merge(crate::health::ApiDoc::openapi());
     doc.merge(crate::billing::ApiDoc::openapi());
     doc.merge(crate::webhooks::ApiDoc::openapi());
     doc

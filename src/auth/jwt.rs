@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::roles::Role;
 use crate::platform::config::Settings;
+use crate::platform::ids::{SessionId, UserId};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -19,7 +20,7 @@ pub struct Claims {
     pub sub: String,
     /// The session id; revoking the session revokes the token at once.
     pub sid: String,
-    pub role: String,
+    pub role: Role,
     pub iat: i64,
     pub exp: i64,
 }
@@ -62,17 +63,17 @@ impl JwtKeys {
 
     pub fn issue(
         &self,
-        user_id: &str,
-        session_id: &str,
+        user_id: &UserId,
+        session_id: &SessionId,
         role: Role,
         now_secs: i64,
     ) -> anyhow::Result<String> {
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
-            sub: user_id.to_owned(),
-            sid: session_id.to_owned(),
-            role: role.as_str().to_owned(),
+            sub: user_id.to_string(),
+            sid: session_id.to_string(),
+            role,
             iat: now_secs,
             exp: now_secs.saturating_add(self.ttl_secs),
         };

@@ -3,12 +3,10 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use serde_json::json;
-
 use super::Cli;
-use crate::accounts::{users, validate};
+use crate::accounts::{ops, validate};
 use crate::auth::roles::Role;
-use crate::platform::audit::{self, Actor, Event};
+use crate::platform::audit::Actor;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::db::DbError;
 
@@ -32,31 +30,13 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
     let db = cli.db()?;
     match command {
         Command::Create { email, admin } => {
-            validate::email(email).map_err(|m| anyhow::anyhow!("email {m}"))?;
+            let email = validate::email(email).map_err(|m| anyhow::anyhow!("email {m}"))?;
             let password = read_password()?;
-            validate::new_password(&password).map_err(|m| anyhow::anyhow!("password {m}"))?;
-            let params = settings.argon2_params()?;
-            let hash = crate::auth::password::hash_blocking(&params, &password)?;
-            let email = validate::normalize_email(email);
             let role = if *admin { Role::Admin } else { Role::User };
+            let account = ops::new_account(&settings, &email, &password, role)?;
             let now = SystemClock.now_ms();
-            let address = email.clone();
             let id = db.write_blocking(move |tx| {
-                let new = users::NewUser {
-                    email: &address,
-                    password_hash: &hash,
-                    role,
-                    display_name: None,
-                    email_verified: true,
-                };
-                let Some(id) = users::insert(tx, &new, now)? else {
-                    anyhow::bail!("a user with email {address} already exists");
-                };
-                let event = Event::new("admin.user_created")
-                    .target("user", &id)
-                    .details(json!({ "role": role, "via": "cli" }));
-                audit::record(tx, now, &Actor::cli(), event)?;
-                Ok(id)
+                ops::create_user(tx, &account, &Actor::cli(), "cli", now)
             })?;
             writeln!(std::io::stdout(), "created {role} {email} ({id})")?;
         }
@@ -67,11 +47,11 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
                 "{:<36}  {:<32}  {:<5}  {:<8}  {:<8}  created",
                 "id", "email", "role", "status", "verified"
             )?;
-            for u in db.read_blocking(|c| Ok::<_, DbError>(users::all(c)?))? {
+            for u in db.read_blocking(|c| Ok::<_, DbError>(ops::list_users(c)?))? {
                 writeln!(
                     out,
                     "{:<36}  {:<32}  {:<5}  {:<8}  {:<8}  {}",
-                    u.id,
+                    u.id.as_str(),
                     u.email,
                     u.role,
                     u.status,

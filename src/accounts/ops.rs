@@ -1,0 +1,68 @@
+//! Account operations for the CLI and the admin API: plain functions, no clap, no Rocket.
+
+use rusqlite::{Connection, Transaction};
+use serde_json::json;
+
+use super::store::{self, NewUser, UserView};
+use super::validate;
+use crate::auth::roles::Role;
+use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::Millis;
+use crate::platform::config::Settings;
+use crate::platform::ids::UserId;
+
+/// A checked account, its password hashed, ready for [`create_user`].
+pub struct NewAccount {
+    email: String,
+    password_hash: String,
+    role: Role,
+}
+
+/// Checks `password` against the policy and hashes it with the configured argon2
+/// parameters, on this thread (it takes a moment). `email` is already valid, as
+/// [`validate::email`] returns it.
+pub fn new_account(
+    settings: &Settings,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> anyhow::Result<NewAccount> {
+    crate::auth::password::check_policy(password).map_err(|m| anyhow::anyhow!("password {m}"))?;
+    let params = settings.argon2_params()?;
+    Ok(NewAccount {
+        email: validate::normalize_email(email),
+        password_hash: crate::auth::password::hash_blocking(&params, password)?,
+        role,
+    })
+}
+
+/// Stores the account (its email counts as verified) and audits who created it and
+/// through what (`via`, e.g. `cli`).
+pub fn create_user(
+    tx: &Transaction<'_>,
+    account: &NewAccount,
+    actor: &Actor,
+    via: &str,
+    now: Millis,
+) -> anyhow::Result<UserId> {
+    let new = NewUser {
+        email: &account.email,
+        password_hash: &account.password_hash,
+        role: account.role,
+        display_name: None,
+        email_verified: true,
+    };
+    let Some(id) = store::insert(tx, &new, now)? else {
+        anyhow::bail!("a user with email {} already exists", account.email);
+    };
+    let event = Event::new("admin.user_created")
+        .target("user", &id)
+        .details(json!({ "role": account.role, "via": via }));
+    audit::record(tx, now, actor, event)?;
+    Ok(id)
+}
+
+/// Every user, oldest first.
+pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<UserView>> {
+    store::all(conn)
+}
