@@ -31,7 +31,7 @@ const FEATURE_RANK: &[(&str, u8)] = &[
 ];
 
 /// Macros exported at the crate root are part of `platform` (`platform::ids`).
-const ROOT_MACROS: &[(&str, &str)] = &[("text_id", "platform"), ("text_enum_sql", "platform")];
+const ROOT_MACROS: &[(&str, &str)] = &[("text_id", "platform"), ("stored_enum", "platform")];
 
 struct Source {
     /// `["tokens", "ledger"]` for `src/tokens/ledger.rs` and `src/tokens/ledger/mod.rs`.

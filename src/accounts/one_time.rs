@@ -6,17 +6,13 @@ use crate::platform::clock::Millis;
 use crate::platform::ids::UserId;
 use crate::platform::secret_token::{new_opaque_token, token_hash};
 
-/// What a token proves (`one_time_tokens.purpose`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
-)]
-#[strum(serialize_all = "snake_case")]
-pub enum Purpose {
-    VerifyEmail,
-    ResetPassword,
+crate::stored_enum! {
+    /// What a token proves (`one_time_tokens.purpose`).
+    pub enum Purpose {
+        VerifyEmail,
+        ResetPassword,
+    }
 }
-
-crate::text_enum_sql!(Purpose);
 
 /// Issues a token; the plain value goes only into the email.
 pub fn issue(

@@ -1,59 +1,20 @@
 //! What an account may do (`users.role`) and whether it may sign in at all (`users.status`).
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-use crate::text_enum_sql;
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Role {
-    User,
-    Admin,
-}
-
-text_enum_sql!(Role);
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+crate::stored_enum! {
+    /// What an account may do.
+    pub enum Role {
+        User,
+        Admin,
     }
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum UserStatus {
-    Active,
-    Disabled,
+crate::stored_enum! {
+    /// Whether an account may sign in.
+    pub enum UserStatus {
+        Active,
+        Disabled,
+    }
 }
-
-text_enum_sql!(UserStatus);
 
 #[cfg(test)]
 mod tests {

@@ -10,19 +10,17 @@ use crate::platform::clock::{Millis, rfc3339};
 use crate::platform::ids::{SessionId, UserId};
 use crate::platform::secret_token::{new_opaque_token, token_hash};
 
-/// Why a session ended (`sessions.revoked_reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
-#[strum(serialize_all = "snake_case")]
-pub enum RevokeReason {
-    Logout,
-    LogoutAll,
-    RevokedByUser,
-    PasswordChanged,
-    PasswordReset,
-    RefreshTokenReuse,
+crate::stored_enum! {
+    /// Why a session ended (`sessions.revoked_reason`).
+    pub enum RevokeReason {
+        Logout,
+        LogoutAll,
+        RevokedByUser,
+        PasswordChanged,
+        PasswordReset,
+        RefreshTokenReuse,
+    }
 }
-
-crate::text_enum_sql!(RevokeReason);
 
 pub struct NewSession {
     pub session_id: SessionId,

@@ -58,14 +58,37 @@ macro_rules! text_id {
     };
 }
 
-/// Stores an enum deriving strum's `IntoStaticStr` and `EnumString` as its text.
+/// Declares an enum stored and shown as snake_case text: serde, strum (`as_str`,
+/// parsing, `VARIANTS` for messages), the OpenAPI schema, and `ToSql`/`FromSql`.
 #[macro_export]
-macro_rules! text_enum_sql {
-    ($name:ty) => {
+macro_rules! stored_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash,
+            serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+            strum::IntoStaticStr, strum::EnumString, strum::Display, strum::VariantNames,
+        )]
+        #[serde(rename_all = "snake_case")]
+        #[strum(serialize_all = "snake_case")]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+
         impl rusqlite::types::ToSql for $name {
             fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-                let text: &'static str = self.into();
-                Ok(rusqlite::types::ToSqlOutput::from(text))
+                Ok(rusqlite::types::ToSqlOutput::from(self.as_str()))
             }
         }
 

@@ -1,92 +1,37 @@
 //! What the ledger stores as text: the kind of a row, where a lot came from, a hold's state.
 
-use serde::{Deserialize, Serialize};
-
-use crate::text_enum_sql;
-
-/// The kind of a ledger row (`token_transactions.kind`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantNames,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum TransactionKind {
-    Grant,
-    Spend,
-    Hold,
-    HoldRelease,
-    Expire,
-    Clawback,
-}
-
-text_enum_sql!(TransactionKind);
-
-/// Where a lot's tokens came from (`token_lots.source`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantNames,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Source {
-    Subscription,
-    Purchase,
-    Reward,
-    Admin,
-    Refund,
-}
-
-text_enum_sql!(Source);
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+crate::stored_enum! {
+    /// The kind of a ledger row (`token_transactions.kind`).
+    pub enum TransactionKind {
+        Grant,
+        Spend,
+        Hold,
+        HoldRelease,
+        Expire,
+        Clawback,
     }
 }
 
-/// The state of a reservation (`token_holds.status`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantNames,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum HoldStatus {
-    Open,
-    Captured,
-    Released,
-    Expired,
+crate::stored_enum! {
+    /// Where a lot's tokens came from (`token_lots.source`).
+    pub enum Source {
+        Subscription,
+        Purchase,
+        Reward,
+        Admin,
+        Refund,
+    }
 }
 
-text_enum_sql!(HoldStatus);
+crate::stored_enum! {
+    /// The state of a reservation (`token_holds.status`).
+    pub enum HoldStatus {
+        Open,
+        Captured,
+        Released,
+        Expired,
+    }
+}
 
 #[cfg(test)]
 mod tests {

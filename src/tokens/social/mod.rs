@@ -4,40 +4,24 @@
 pub mod claims;
 pub mod store;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::http::pagination::Cursor;
 use crate::platform::clock::Millis;
 use crate::platform::ids::{ClaimId, UserId};
-use crate::text_enum_sql;
 
 /// The longest task or claim id accepted.
 pub const MAX_ID: usize = 128;
 
-/// Where a claim stands (`social_engagements.status`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantNames,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ClaimStatus {
-    Pending,
-    Approved,
-    Rejected,
+crate::stored_enum! {
+    /// Where a claim stands (`social_engagements.status`).
+    pub enum ClaimStatus {
+        Pending,
+        Approved,
+        Rejected,
+    }
 }
-
-text_enum_sql!(ClaimStatus);
 
 /// A task as one user sees it.
 #[derive(Debug, Serialize, ToSchema)]
