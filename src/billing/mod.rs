@@ -42,7 +42,7 @@ pub use status::{CheckoutStatus, SubscriptionStatus};
         api::plans::PlansResponse,
         api::current::CurrentSubscription,
         api::checkout::CheckoutRequest,
-        api::checkout::CheckoutResponse,
+        api::checkout_session::CheckoutResponse,
         api::checkout_status::CheckoutStatus,
         api::portal::PortalRequest,
         api::portal::PortalResponse,

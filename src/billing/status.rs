@@ -1,7 +1,6 @@
 //! Billing's stored statuses: a subscription's (Stripe's own list) and a Checkout Session's.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::text_enum_sql;
 
@@ -15,7 +14,6 @@ use crate::text_enum_sql;
     Eq,
     Serialize,
     Deserialize,
-    ToSchema,
     strum::IntoStaticStr,
     strum::EnumString,
     strum::Display,

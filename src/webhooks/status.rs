@@ -1,7 +1,6 @@
 //! The status of a stored webhook event (`webhook_events.status`).
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::text_enum_sql;
 
@@ -14,7 +13,6 @@ use crate::text_enum_sql;
     Eq,
     Serialize,
     Deserialize,
-    ToSchema,
     strum::IntoStaticStr,
     strum::EnumString,
     strum::Display,

@@ -1,20 +1,18 @@
 //! `POST /api/subscriptions/checkout`: start a subscription with a Stripe Checkout Session (mode `subscription`).
 
-use rocket::http::Status;
 use rocket::{State, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::checkout_session::{CheckoutOrder, open_checkout};
-use super::fields::{catalogue_id, redirect_fields, request_ref, stripe_for};
+use super::checkout_session::{CheckoutOrder, checkout_fields, checkout_ref, sell};
+use super::fields::stripe_for;
 use crate::auth::AuthUser;
 use crate::billing::status::ChangeKind;
 use crate::billing::store::{self, Change, Plan, SubscriptionRow};
 use crate::billing::stripe::{self, CheckoutMode, Stripe};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
-use crate::http::validate::Checks;
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::Millis;
@@ -32,13 +30,7 @@ pub struct CheckoutRequest {
     pub cancel_url: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CheckoutResponse {
-    /// The Checkout Session id (`cs_...`): poll `GET /api/subscriptions/checkout/{id}`.
-    pub id: String,
-    /// Send the user here to pay.
-    pub url: String,
-}
+pub use super::checkout_session::CheckoutResponse;
 
 /// The Stripe price of a plan a checkout may sell: on sale, paid, synced to Stripe.
 fn price_for_checkout(plan: Option<Plan>) -> ApiResult<(Plan, String)> {
@@ -182,21 +174,19 @@ pub async fn checkout(
         Err(replayed) => return Ok(replayed),
     };
     let stripe = stripe_for(app)?;
-    let mut checks = Checks::default();
-    let plan_id = checks.field("plan_id", catalogue_id::<PlanId>(&body.plan_id));
-    let (success, cancel) = redirect_fields(
+    let plan_id: PlanId = checkout_fields(
         app,
-        &mut checks,
+        "plan_id",
+        &body.plan_id,
         body.success_url.as_deref(),
         body.cancel_url.as_deref(),
-    );
-    let (plan_id, ..) = checks.finish((plan_id, success, cancel))?;
+    )?;
     let user_id = user.user_id.clone();
     let (plan, live, customer) = read_state(app, plan_id, &user_id).await?;
     let (plan, price) = price_for_checkout(plan)?;
     refuse_a_second(app, &stripe, live, customer.as_deref()).await?;
     let actor = Actor::user(&user_id, &client);
-    let reference = request_ref(idem.key(), idem.fingerprint());
+    let reference = checkout_ref(&idem);
     let order = CheckoutOrder {
         mode: CheckoutMode::Subscription,
         user_id: &user_id,
@@ -211,19 +201,15 @@ pub async fn checkout(
         operation: "checkout",
         reference: &reference,
     };
-    let (customer, session, url) = open_checkout(app, &stripe, &order).await?;
-    let now = app.clock.now_ms();
-    let plan_id = plan.view.id;
-    app.db
-        .write(move |tx| {
-            idem.run(tx, now, |tx| {
-                record_checkout(tx, &user_id, &plan_id, &customer, &session, &actor, now)?;
-                let response = CheckoutResponse {
-                    id: session.id.clone(),
-                    url,
-                };
-                Ok(Stored::json(Status::Created, &response))
-            })
-        })
-        .await
+    let (plan_id, owner, who) = (plan.view.id.clone(), user_id.clone(), actor.clone());
+    sell(
+        app,
+        &stripe,
+        idem,
+        &order,
+        move |tx, customer, session, now| {
+            record_checkout(tx, &owner, &plan_id, customer, session, &who, now)
+        },
+    )
+    .await
 }

@@ -1,14 +1,79 @@
 //! Opening a Stripe Checkout Session (for a subscription or a pack) and the Stripe customer it needs.
 
+use rocket::http::Status;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
+use super::fields::{catalogue_id, redirect_fields, request_ref};
 use crate::billing::redirects::with_session_placeholder;
 use crate::billing::store;
 use crate::billing::stripe::{self, Stripe};
 use crate::http::error::{ApiError, ApiResult};
+use crate::http::idempotency::{Idempotent, Stored};
+use crate::http::validate::Checks;
 use crate::platform::audit::{self, Actor, Event};
+use crate::platform::clock::Millis;
 use crate::platform::ids::UserId;
 use crate::state::App;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckoutResponse {
+    /// The Checkout Session id (`cs_...`): poll `GET /api/subscriptions/checkout/{id}`.
+    pub id: String,
+    /// Send the user here to pay.
+    pub url: String,
+}
+
+/// The catalogue id a checkout sells (`field`), with its optional success and cancel URLs checked.
+pub(crate) fn checkout_fields<T: From<String>>(
+    app: &App,
+    field: &str,
+    id: &str,
+    success_url: Option<&str>,
+    cancel_url: Option<&str>,
+) -> ApiResult<T> {
+    let mut checks = Checks::default();
+    let id = checks.field(field, catalogue_id::<T>(id));
+    let (success, cancel) = redirect_fields(app, &mut checks, success_url, cancel_url);
+    let (id, ..) = checks.finish((id, success, cancel))?;
+    Ok(id)
+}
+
+/// Stripe's Idempotency-Key reference for a checkout: the caller's retry reaches the same session.
+pub(crate) fn checkout_ref(idem: &Idempotent) -> String {
+    request_ref(idem.key(), idem.fingerprint())
+}
+
+/// Opens the Checkout Session of `order`, then in one write (replayed for a retry with the
+/// same Idempotency-Key) records it with `record` and answers 201 with its id and URL.
+pub(crate) async fn sell<F>(
+    app: &App,
+    stripe: &Stripe,
+    idem: Idempotent,
+    order: &CheckoutOrder<'_>,
+    record: F,
+) -> ApiResult<Stored>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>, &str, &stripe::CheckoutSession, Millis) -> ApiResult<()>
+        + Send
+        + 'static,
+{
+    let (customer, session, url) = open_checkout(app, stripe, order).await?;
+    let now = app.clock.now_ms();
+    app.db
+        .write(move |tx| {
+            idem.run(tx, now, |tx| {
+                record(tx, &customer, &session, now)?;
+                let response = CheckoutResponse {
+                    id: session.id.clone(),
+                    url,
+                };
+                Ok(Stored::json(Status::Created, &response))
+            })
+        })
+        .await
+}
 
 /// What a new Checkout Session sells, and to whom.
 pub(crate) struct CheckoutOrder<'a> {
@@ -26,7 +91,7 @@ pub(crate) struct CheckoutOrder<'a> {
 
 /// Creates (or, on a retry, gets back) the customer and a Checkout Session for `order`;
 /// returns the customer id, the session and its URL. No database transaction is open.
-pub(crate) async fn open_checkout(
+async fn open_checkout(
     app: &App,
     stripe: &Stripe,
     order: &CheckoutOrder<'_>,

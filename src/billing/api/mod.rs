@@ -3,7 +3,7 @@
 pub mod cancel;
 mod changes;
 pub mod checkout;
-mod checkout_session;
+pub mod checkout_session;
 pub mod checkout_status;
 pub mod current;
 mod fields;

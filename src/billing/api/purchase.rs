@@ -3,21 +3,20 @@
 //! The tokens arrive when Stripe reports the payment (the webhook), keyed by the session,
 //! so a purchase grants at most once.
 
-use rocket::http::Status;
 use rocket::{State, post};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::checkout::CheckoutResponse;
-use super::checkout_session::{CheckoutOrder, open_checkout};
-use super::fields::{catalogue_id, redirect_fields, request_ref, stripe_for};
+use super::checkout_session::{
+    CheckoutOrder, CheckoutResponse, checkout_fields, checkout_ref, sell,
+};
+use super::fields::stripe_for;
 use crate::auth::AuthUser;
 use crate::billing::store::{self, Pack};
 use crate::billing::stripe::{self, CheckoutMode};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
-use crate::http::validate::Checks;
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::Millis;
@@ -114,19 +113,17 @@ pub async fn purchase(
         Err(replayed) => return Ok(replayed),
     };
     let stripe = stripe_for(app)?;
-    let mut checks = Checks::default();
-    let pack_id = checks.field("pack_id", catalogue_id::<PackId>(&body.pack_id));
-    let (success, cancel) = redirect_fields(
+    let pack_id: PackId = checkout_fields(
         app,
-        &mut checks,
+        "pack_id",
+        &body.pack_id,
         body.success_url.as_deref(),
         body.cancel_url.as_deref(),
-    );
-    let (pack_id, ..) = checks.finish((pack_id, success, cancel))?;
+    )?;
     let (pack, price) = pack_for_sale(app, pack_id).await?;
     let user_id = user.user_id.clone();
     let actor = Actor::user(&user_id, &client);
-    let reference = request_ref(idem.key(), idem.fingerprint());
+    let reference = checkout_ref(&idem);
     let order = CheckoutOrder {
         mode: CheckoutMode::Payment,
         user_id: &user_id,
@@ -138,18 +135,15 @@ pub async fn purchase(
         operation: "purchase",
         reference: &reference,
     };
-    let (customer, session, url) = open_checkout(app, &stripe, &order).await?;
-    let now = app.clock.now_ms();
-    app.db
-        .write(move |tx| {
-            idem.run(tx, now, |tx| {
-                record_purchase(tx, &user_id, &pack, &customer, &session, &actor, now)?;
-                let response = CheckoutResponse {
-                    id: session.id.clone(),
-                    url,
-                };
-                Ok(Stored::json(Status::Created, &response))
-            })
-        })
-        .await
+    let (owner, who, sold) = (user_id.clone(), actor.clone(), pack.clone());
+    sell(
+        app,
+        &stripe,
+        idem,
+        &order,
+        move |tx, customer, session, now| {
+            record_purchase(tx, &owner, &sold, customer, session, &who, now)
+        },
+    )
+    .await
 }

@@ -16,6 +16,7 @@ pub struct EventSummary {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    #[schema(value_type = String)]
     pub status: EventStatus,
     pub attempts: u32,
     pub livemode: bool,
@@ -90,6 +91,7 @@ pub struct LastError {
     pub event_id: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    #[schema(value_type = String)]
     pub status: EventStatus,
     pub attempts: u32,
     pub error: String,
