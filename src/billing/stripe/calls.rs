@@ -24,11 +24,6 @@ impl Stripe {
         self.post("v1/customers", &params, idempotency_key).await
     }
 
-    pub async fn get_customer(&self, id: &str) -> StripeResult<Customer> {
-        self.get(&format!("v1/customers/{}", check_id(id)?), &[])
-            .await
-    }
-
     // ---- catalogue -------------------------------------------------------------------
 
     pub async fn create_product(
