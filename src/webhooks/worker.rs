@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use rocket::Shutdown;
+use rocket::{Orbit, Rocket, Shutdown};
 
 use super::store::{self, Claim, Recorded};
 use super::{Handled, HandlerError, StoredEvent, Webhooks};
 use crate::platform::clock::{Millis, SharedClock};
 use crate::platform::db::{Db, DbError};
+use crate::state::App;
 
 /// How often the worker looks for due events when nobody wakes it.
 pub const TICK: Duration = Duration::from_secs(5);
@@ -19,6 +20,28 @@ pub const HANDLER_TIMEOUT: Duration = Duration::from_secs(120);
 /// `processing`, and any worker claims it again once this has passed. Longer than
 /// `HANDLER_TIMEOUT`, so a live worker never loses its claim.
 pub const LEASE_MS: Millis = 5 * 60 * 1000;
+
+/// Starts the processing worker; called once from `start_workers`. It uses the managed
+/// [`Webhooks`] (and so its handler); without one, a private default whose handler
+/// ignores every event and which only the periodic tick wakes.
+pub fn spawn_worker(rocket: &Rocket<Orbit>) {
+    let Some(app) = rocket.state::<App>() else {
+        return;
+    };
+    let webhooks = rocket.state::<Webhooks>().cloned().unwrap_or_else(|| {
+        tracing::info!(
+            "no webhook event handler registered: stored Stripe events will be marked ignored"
+        );
+        Webhooks::default()
+    });
+    tokio::spawn(run(
+        app.db.clone(),
+        app.clock.clone(),
+        app.settings.webhook_max_attempts,
+        webhooks,
+        rocket.shutdown(),
+    ));
+}
 
 /// Processes due events until `stop` fires; wakes on `webhooks.wake()` and every `TICK`.
 pub async fn run(
