@@ -1,47 +1,24 @@
 //! Billing's stored statuses: a subscription's (Stripe's own list) and a Checkout Session's.
 
-use serde::{Deserialize, Serialize};
-
-use crate::text_enum_sql;
-
-/// A subscription's status as Stripe names it, stored in `user_subscriptions.status`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::EnumIter,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum SubscriptionStatus {
-    /// The first payment has not succeeded yet (also what a missing status reads as).
-    #[default]
-    Incomplete,
-    /// The first payment never succeeded: the subscription never started.
-    IncompleteExpired,
-    Trialing,
-    Active,
-    PastDue,
-    Canceled,
-    Unpaid,
-    Paused,
+crate::stored_enum! {
+    /// A subscription's status as Stripe names it, stored in `user_subscriptions.status`.
+    #[derive(Default, strum::EnumIter)]
+    pub enum SubscriptionStatus {
+        /// The first payment has not succeeded yet (also what a missing status reads as).
+        #[default]
+        Incomplete,
+        /// The first payment never succeeded: the subscription never started.
+        IncompleteExpired,
+        Trialing,
+        Active,
+        PastDue,
+        Canceled,
+        Unpaid,
+        Paused,
+    }
 }
 
-text_enum_sql!(SubscriptionStatus);
-
 impl SubscriptionStatus {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
     /// Still running (gives access and can be changed): not ended, and not a first
     /// payment that never succeeded.
     pub fn is_live(self) -> bool {
@@ -70,66 +47,40 @@ impl PartialEq<&str> for SubscriptionStatus {
     }
 }
 
-/// A Checkout Session's status, stored in `billing_checkout_sessions.status`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum CheckoutStatus {
-    /// Waiting for the customer (also what a missing or unknown status reads as).
-    #[default]
-    Open,
-    Complete,
-    Expired,
+crate::stored_enum! {
+    /// A Checkout Session's status, stored in `billing_checkout_sessions.status`.
+    #[derive(Default)]
+    pub enum CheckoutStatus {
+        /// Waiting for the customer (also what a missing or unknown status reads as).
+        #[default]
+        Open,
+        Complete,
+        Expired,
+    }
 }
 
-text_enum_sql!(CheckoutStatus);
-
 impl CheckoutStatus {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
     /// The status Stripe sent, `open` when it sent none or one we do not know.
     pub fn from_stripe(status: Option<&str>) -> CheckoutStatus {
         status.and_then(|s| s.parse().ok()).unwrap_or_default()
     }
 }
 
-/// One entry of a subscription's story (`subscription_changes.kind`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
-)]
-#[strum(serialize_all = "snake_case")]
-pub enum ChangeKind {
-    CheckoutStarted,
-    Started,
-    Renewed,
-    PlanChanged,
-    CancelScheduled,
-    Resumed,
-    Canceled,
-    StatusChanged,
-}
-
-text_enum_sql!(ChangeKind);
-
-impl ChangeKind {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+crate::stored_enum! {
+    /// One entry of a subscription's story (`subscription_changes.kind`).
+    pub enum ChangeKind {
+        CheckoutStarted,
+        Started,
+        Renewed,
+        PlanChanged,
+        CancelScheduled,
+        Resumed,
+        Canceled,
+        StatusChanged,
     }
 }
+
+impl ChangeKind {}
 
 #[cfg(test)]
 mod tests {

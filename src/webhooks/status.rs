@@ -1,44 +1,21 @@
 //! The status of a stored webhook event (`webhook_events.status`).
 
-use serde::{Deserialize, Serialize};
-
-use crate::text_enum_sql;
-
-/// Where a stored event is in its processing.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-    strum::Display,
-    strum::VariantNames,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum EventStatus {
-    /// Waiting for (another) attempt.
-    Pending,
-    /// Claimed by a worker, leased.
-    Processing,
-    Processed,
-    /// Nothing to do (another mode, or a type the handler does not act on).
-    Ignored,
-    /// Gave up: every attempt failed, or the error was permanent.
-    Failed,
+crate::stored_enum! {
+    /// Where a stored event is in its processing.
+    pub enum EventStatus {
+        /// Waiting for (another) attempt.
+        Pending,
+        /// Claimed by a worker, leased.
+        Processing,
+        Processed,
+        /// Nothing to do (another mode, or a type the handler does not act on).
+        Ignored,
+        /// Gave up: every attempt failed, or the error was permanent.
+        Failed,
+    }
 }
 
-text_enum_sql!(EventStatus);
-
 impl EventStatus {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
     /// Whether an operator may put it back to `pending`.
     pub fn is_requeueable(self) -> bool {
         matches!(self, EventStatus::Failed | EventStatus::Ignored)
