@@ -11,7 +11,7 @@ pub(super) fn start(rocket: &Rocket<Orbit>) {
     let Some(app) = rocket.state::<App>() else {
         return;
     };
-    let from = app.settings.email_from.parse().unwrap_or_else(|_| {
+    let from = app.settings.email.email_from.parse().unwrap_or_else(|_| {
         "audiostudio <no-reply@localhost>"
             .parse()
             .expect("valid mailbox")
@@ -20,13 +20,13 @@ pub(super) fn start(rocket: &Rocket<Orbit>) {
         app.db.clone(),
         app.mailer.clone(),
         from,
-        app.settings.email_max_attempts,
+        app.settings.email.email_max_attempts,
         app.clock.clone(),
         app.mail_wakeup.clone(),
         rocket.shutdown(),
     ));
     let (db, clock) = (app.db.clone(), app.clock.clone());
-    let every = Duration::from_secs(app.settings.token_sweep_interval_secs);
+    let every = Duration::from_secs(app.settings.tokens.token_sweep_interval_secs);
     spawn_periodic(every, rocket.shutdown(), move || {
         let (db, clock) = (db.clone(), clock.clone());
         async move { tokens::sweep_due(&db, &clock).await }

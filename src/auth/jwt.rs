@@ -45,8 +45,8 @@ pub enum TokenError {
 impl JwtKeys {
     pub fn new(secret: &[u8], settings: &Settings) -> JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&settings.jwt_issuer]);
-        validation.set_audience(&[&settings.jwt_audience]);
+        validation.set_issuer(&[&settings.auth.jwt_issuer]);
+        validation.set_audience(&[&settings.auth.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         // Expiry is checked against the application's clock below, so tests can move time.
         validation.validate_exp = false;
@@ -55,9 +55,9 @@ impl JwtKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
-            issuer: settings.jwt_issuer.clone(),
-            audience: settings.jwt_audience.clone(),
-            ttl_secs: i64::try_from(settings.access_token_ttl_secs).unwrap_or(i64::MAX),
+            issuer: settings.auth.jwt_issuer.clone(),
+            audience: settings.auth.jwt_audience.clone(),
+            ttl_secs: i64::try_from(settings.auth.access_token_ttl_secs).unwrap_or(i64::MAX),
         }
     }
 
@@ -99,10 +99,10 @@ const SECRET_FILE: &str = "jwt_secret";
 /// The signing secret: `JWT_SECRET` when set, otherwise one generated on first start
 /// and kept in `<data_dir>/jwt_secret` (mode 0600) so tokens survive restarts.
 pub fn load_or_create_secret(settings: &Settings) -> anyhow::Result<Vec<u8>> {
-    if let Some(secret) = &settings.jwt_secret {
+    if let Some(secret) = &settings.secrets.jwt_secret {
         return Ok(secret.expose_secret().as_bytes().to_vec());
     }
-    let path = settings.data_dir.join(SECRET_FILE);
+    let path = settings.storage.data_dir.join(SECRET_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let secret = hex::decode(text.trim()).map_err(|_| unreadable(&path))?;

@@ -69,9 +69,10 @@ pub fn origin(url: &str) -> Option<String> {
 /// The origins a success, cancel or return URL may point at: `public_base_url`'s and
 /// `billing_redirect_origins`.
 pub fn allowed_origins(app: &App) -> Vec<String> {
-    std::iter::once(app.settings.public_base_url.as_str())
+    std::iter::once(app.settings.server.public_base_url.as_str())
         .chain(
             app.settings
+                .billing
                 .billing_redirect_origins
                 .iter()
                 .map(String::as_str),

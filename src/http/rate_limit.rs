@@ -65,11 +65,19 @@ impl RateLimits {
         const MINUTE: Duration = Duration::from_secs(60);
         const HOUR: Duration = Duration::from_secs(3600);
         RateLimits {
-            login_per_ip: RateLimiter::new("login", s.rate_limit_login_per_minute, MINUTE),
-            register_per_ip: RateLimiter::new("registration", s.rate_limit_register_per_hour, HOUR),
+            login_per_ip: RateLimiter::new(
+                "login",
+                s.rate_limits.rate_limit_login_per_minute,
+                MINUTE,
+            ),
+            register_per_ip: RateLimiter::new(
+                "registration",
+                s.rate_limits.rate_limit_register_per_hour,
+                HOUR,
+            ),
             password_reset_per_ip: RateLimiter::new(
                 "password reset",
-                s.rate_limit_password_reset_per_hour,
+                s.rate_limits.rate_limit_password_reset_per_hour,
                 HOUR,
             ),
         }

@@ -75,16 +75,16 @@ impl Db {
     /// `open`, also saying which migration versions it applied now.
     pub fn open_migrated(settings: &Settings) -> anyhow::Result<(Db, Vec<i64>)> {
         let path = settings.database_path();
-        std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        std::fs::create_dir_all(&settings.storage.data_dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot create data_dir {}: {e}\nfix: point ROCKET_DATA_DIR (or --data-dir) at a writable directory",
-                settings.data_dir.display()
+                settings.storage.data_dir.display()
             )
         })?;
-        let mut writer = open_writer(&path, settings.synchronous)?;
+        let mut writer = open_writer(&path, settings.storage.synchronous)?;
         let applied = migrate(&mut writer)?;
         Ok((
-            Self::start(writer, &path, settings.read_pool_size)?,
+            Self::start(writer, &path, settings.storage.read_pool_size)?,
             applied,
         ))
     }
@@ -330,10 +330,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_or_panicking_write_in_a_group_commit_rolls_back_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings {
-            data_dir: dir.path().to_path_buf(),
-            ..Settings::default()
-        };
+        let mut settings = Settings::default();
+        settings.storage.data_dir = dir.path().to_path_buf();
         let db = Db::open(&settings).unwrap();
         let mut writes = Vec::new();
         for i in 0..60i64 {

@@ -57,7 +57,7 @@ pub(crate) fn parse_envelope(body: &str) -> Result<Envelope, String> {
 /// The mode of the configured secret key: `Some(true)` for live, `Some(false)` for test,
 /// `None` when no key (or an unrecognised one) is set, which accepts both modes.
 pub fn key_livemode(settings: &Settings) -> Option<bool> {
-    let key = settings.stripe_secret_key.as_ref()?;
+    let key = settings.secrets.stripe_secret_key.as_ref()?;
     let key = key.expose_secret();
     if key.starts_with("sk_live_") || key.starts_with("rk_live_") {
         Some(true)
@@ -104,9 +104,10 @@ mod tests {
 
     #[test]
     fn the_key_prefix_gives_the_mode() {
-        let with = |key: Option<&str>| Settings {
-            stripe_secret_key: key.map(|k| k.to_owned().into()),
-            ..Settings::default()
+        let with = |key: Option<&str>| {
+            let mut settings = Settings::default();
+            settings.secrets.stripe_secret_key = key.map(|k| k.to_owned().into());
+            settings
         };
         assert_eq!(key_livemode(&with(Some("sk_live_abc"))), Some(true));
         assert_eq!(key_livemode(&with(Some("rk_test_abc"))), Some(false));

@@ -37,7 +37,7 @@ pub fn spawn_worker(rocket: &Rocket<Orbit>) {
     tokio::spawn(run(
         app.db.clone(),
         app.clock.clone(),
-        app.settings.webhook_max_attempts,
+        app.settings.billing.webhook_max_attempts,
         webhooks,
         rocket.shutdown(),
     ));

@@ -79,7 +79,7 @@ fn auth_response(app: &App, user: UserView, session: NewSession) -> ApiResult<Au
 }
 
 fn refresh_ttl_ms(app: &App) -> Millis {
-    i64::try_from(app.settings.refresh_token_ttl_days)
+    i64::try_from(app.settings.auth.refresh_token_ttl_days)
         .unwrap_or(3650)
         .saturating_mul(24 * 3600 * 1000)
 }
@@ -126,11 +126,11 @@ impl AccountLockout {
         let settings = &app.settings;
         AccountLockout {
             policy: Lockout {
-                max_failures: settings.login_max_failures,
-                window_ms: secs_to_ms(settings.login_failure_window_secs),
-                lockout_ms: secs_to_ms(settings.login_lockout_secs),
+                max_failures: settings.auth.login_max_failures,
+                window_ms: secs_to_ms(settings.auth.login_failure_window_secs),
+                lockout_ms: secs_to_ms(settings.auth.login_lockout_secs),
             },
-            window_secs: settings.login_failure_window_secs,
+            window_secs: settings.auth.login_failure_window_secs,
         }
     }
 

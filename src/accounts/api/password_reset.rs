@@ -57,8 +57,8 @@ pub async fn request_password_reset(
     let email = checks.field("email", validate::email(&body.email));
     let email = checks.finish(email)?;
     let now = app.clock.now_ms();
-    let base_url = app.settings.public_base_url.clone();
-    let interval = secs_to_ms(app.settings.password_reset_email_interval_secs);
+    let base_url = app.settings.server.public_base_url.clone();
+    let interval = secs_to_ms(app.settings.rate_limits.password_reset_email_interval_secs);
     let queued = app
         .db
         .write(move |tx| {

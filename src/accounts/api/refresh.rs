@@ -37,7 +37,7 @@ pub async fn refresh(
 ) -> ApiResult<Json<AuthResponse>> {
     let body = parse_body(body)?;
     let now = app.clock.now_ms();
-    let grace = secs_to_ms(app.settings.refresh_reuse_grace_secs);
+    let grace = secs_to_ms(app.settings.auth.refresh_reuse_grace_secs);
     // Every outcome commits (a reuse revokes the session and audits it); only then does
     // it become the answer.
     let rotated = app

@@ -87,7 +87,10 @@ pub async fn register(
     }
     let password_hash = app.hasher.hash(registration.password).await?;
     let now = app.clock.now_ms();
-    let (ttl, base_url) = (refresh_ttl_ms(app), app.settings.public_base_url.clone());
+    let (ttl, base_url) = (
+        refresh_ttl_ms(app),
+        app.settings.server.public_base_url.clone(),
+    );
     let (email, display_name) = (registration.email, registration.display_name);
     let (user, session) = app
         .db

@@ -77,8 +77,8 @@ pub async fn resend_verification(
     user: AuthUser,
 ) -> ApiResult<Custom<Json<MessageResponse>>> {
     let now = app.clock.now_ms();
-    let interval = secs_to_ms(app.settings.resend_verification_interval_secs);
-    let base_url = app.settings.public_base_url.clone();
+    let interval = secs_to_ms(app.settings.rate_limits.resend_verification_interval_secs);
+    let base_url = app.settings.server.public_base_url.clone();
     app.db
         .write(move |tx| {
             let account = store::find_user(tx, &user.user_id)?.ok_or(ApiError::NotFound)?;

@@ -100,9 +100,11 @@ async fn open_checkout(
     let success_url = with_session_placeholder(
         order
             .success_url
-            .unwrap_or(&app.settings.billing_success_url),
+            .unwrap_or(&app.settings.billing.billing_success_url),
     );
-    let cancel_url = order.cancel_url.unwrap_or(&app.settings.billing_cancel_url);
+    let cancel_url = order
+        .cancel_url
+        .unwrap_or(&app.settings.billing.billing_cancel_url);
     let session = stripe
         .create_checkout_session(
             &stripe::NewCheckoutSession {

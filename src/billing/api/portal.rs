@@ -60,7 +60,7 @@ pub async fn portal(
         })?;
     let return_url = body
         .return_url
-        .unwrap_or_else(|| app.settings.public_base_url.clone());
+        .unwrap_or_else(|| app.settings.server.public_base_url.clone());
     let session = stripe
         .create_portal_session(
             &customer,

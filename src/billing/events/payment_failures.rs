@@ -37,7 +37,7 @@ impl BillingEvents {
             .await?;
         let now = self.clock.now_ms();
         let kind = kind.to_owned();
-        let base = self.settings.public_base_url.clone();
+        let base = self.settings.server.public_base_url.clone();
         let queued = self
             .db
             .write(move |tx| {

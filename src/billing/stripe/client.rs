@@ -53,11 +53,12 @@ impl Stripe {
     /// The client the settings describe; `NotConfigured` without a secret key.
     pub fn from_settings(settings: &Settings) -> StripeResult<Stripe> {
         let key = settings
+            .secrets
             .stripe_secret_key
             .as_ref()
             .filter(|k| !k.expose_secret().trim().is_empty())
             .ok_or(StripeError::NotConfigured)?;
-        Stripe::new(&settings.stripe_api_base, key.clone())
+        Stripe::new(&settings.billing.stripe_api_base, key.clone())
     }
 
     pub fn new(base: &str, key: SecretString) -> StripeResult<Stripe> {

@@ -75,7 +75,7 @@ pub enum Mailer {
 
 impl Mailer {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Mailer> {
-        match &settings.smtp_url {
+        match &settings.secrets.smtp_url {
             None => Ok(Mailer::Log),
             Some(url) => {
                 let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())

@@ -95,14 +95,14 @@ pub async fn create_hold(
     let amount = checks.field("amount", checks::amount(body.amount));
     let feature = checks.field(
         "feature",
-        checks::feature(&settings.token_features, &body.feature),
+        checks::feature(&settings.tokens.token_features, &body.feature),
     );
     let ttl_ms = checks.field(
         "ttl_seconds",
         ttl_ms(
             body.ttl_seconds,
-            settings.hold_default_ttl_secs,
-            settings.hold_max_ttl_secs,
+            settings.tokens.hold_default_ttl_secs,
+            settings.tokens.hold_max_ttl_secs,
         ),
     );
     let (amount, feature, ttl_ms) = checks.finish((amount, feature, ttl_ms))?;

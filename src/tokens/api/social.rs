@@ -120,7 +120,7 @@ pub async fn claim_task(
         body.handle.as_deref().map(normalize_handle).transpose(),
     );
     let (task_id, proof_url, handle) = checks.finish((task_id, proof_url, handle))?;
-    let cap = app.settings.social_daily_reward_cap;
+    let cap = app.settings.tokens.social_daily_reward_cap;
     let actor = Actor::user(&user.user_id, &client);
     app.db
         .write(move |tx| {

@@ -60,7 +60,7 @@ pub async fn use_tokens(
     let amount = checks.field("amount", checks::amount(body.amount));
     let feature = checks.field(
         "feature",
-        checks::feature(&app.settings.token_features, &body.feature),
+        checks::feature(&app.settings.tokens.token_features, &body.feature),
     );
     let description = checks.field(
         "description",

@@ -47,6 +47,7 @@ pub struct Received {
 /// The configured webhook secret(s), or the 503 that says there are none.
 fn configured_secret(settings: &Settings) -> ApiResult<String> {
     let configured = settings
+        .secrets
         .stripe_webhook_secret
         .as_ref()
         .map(|s| s.expose_secret().to_owned())
@@ -90,7 +91,7 @@ fn verified_envelope(
         &body,
         &signature::secrets(secret),
         app.clock.now_secs(),
-        app.settings.stripe_webhook_tolerance_secs,
+        app.settings.billing.stripe_webhook_tolerance_secs,
     )
     .map_err(|e| {
         // Worth a line: a wrong or rolled secret shows up here first.
@@ -107,7 +108,7 @@ fn verified_envelope(
 /// mode than our key, unless the settings accept both.
 fn ignore_reason(settings: &Settings, livemode: bool) -> Option<String> {
     match key_livemode(settings) {
-        Some(key_live) if key_live != livemode && !settings.stripe_accept_other_mode => {
+        Some(key_live) if key_live != livemode && !settings.billing.stripe_accept_other_mode => {
             Some(format!(
                 "a {} mode event, but STRIPE_SECRET_KEY is a {} mode key (set stripe_accept_other_mode to process it)",
                 mode(livemode),
@@ -174,17 +175,15 @@ mod tests {
 
     #[test]
     fn events_of_the_other_mode_are_ignored_unless_accepted() {
-        let mut settings = Settings {
-            stripe_secret_key: Some("sk_test_abc".to_owned().into()),
-            ..Settings::default()
-        };
+        let mut settings = Settings::default();
+        settings.secrets.stripe_secret_key = Some("sk_test_abc".to_owned().into());
         assert_eq!(ignore_reason(&settings, false), None);
         assert!(
             ignore_reason(&settings, true)
                 .unwrap()
                 .contains("a live mode event")
         );
-        settings.stripe_accept_other_mode = true;
+        settings.billing.stripe_accept_other_mode = true;
         assert_eq!(ignore_reason(&settings, true), None);
     }
 }
