@@ -5,7 +5,6 @@ pub mod emails;
 pub mod one_time;
 pub mod ops;
 pub mod store;
-pub mod users;
 pub mod validate;
 
 use rocket::{Build, Rocket, Route, routes};

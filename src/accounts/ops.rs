@@ -62,6 +62,35 @@ pub fn create_user(
     Ok(id)
 }
 
+/// A user by id.
+pub fn find_user(conn: &Connection, id: &UserId) -> rusqlite::Result<Option<UserView>> {
+    store::find_user(conn, id)
+}
+
+/// The id of the active account with this address (in any case or spacing).
+pub fn find_active_by_email(conn: &Connection, email: &str) -> rusqlite::Result<Option<UserId>> {
+    store::find_id_by_email(conn, &validate::normalize_email(email))
+}
+
+/// Stores a demo account (verified, role user) with an already hashed password; `None`
+/// when the address is taken.
+pub fn insert_demo_user(
+    tx: &Transaction<'_>,
+    email: &str,
+    display_name: &str,
+    password_hash: &str,
+    now: Millis,
+) -> rusqlite::Result<Option<UserId>> {
+    let new = NewUser {
+        email,
+        password_hash,
+        role: Role::User,
+        display_name: Some(display_name),
+        email_verified: true,
+    };
+    store::insert(tx, &new, now)
+}
+
 /// Every user, oldest first.
 pub fn list_users(conn: &Connection) -> rusqlite::Result<Vec<UserView>> {
     store::all(conn)

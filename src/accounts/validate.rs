@@ -4,7 +4,6 @@
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::http::error::ApiError;
 use crate::http::validate::{http_url, json_object, text};
 
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -12,22 +11,6 @@ pub const MAX_DISPLAY_NAME: usize = 100;
 pub const MAX_BIO: usize = 1000;
 pub const MAX_AVATAR_URL: usize = 2048;
 pub const MAX_PREFERENCES_BYTES: usize = 16 * 1024;
-
-/// The chained form (`check(...).finish()`) that the tokens and billing handlers still
-/// use; accounts uses `http::validate::Checks`. Remove once nothing else names it.
-#[derive(Default)]
-pub struct Checks(crate::http::validate::Checks);
-
-impl Checks {
-    pub fn check(mut self, field: &str, result: Result<(), String>) -> Self {
-        self.0.field(field, result);
-        self
-    }
-
-    pub fn finish(self) -> Result<(), ApiError> {
-        self.0.finish(Some(()))
-    }
-}
 
 /// The canonical form of an email address: trimmed and lower-cased.
 pub fn normalize_email(email: &str) -> String {

@@ -7,10 +7,8 @@ use rusqlite::{Transaction, params};
 use serde_json::json;
 
 use super::Cli;
-use crate::accounts::users::{self, NewUser};
-use crate::auth::roles::Role;
+use crate::accounts::ops as accounts;
 use crate::platform::clock::{Clock, Millis, SystemClock};
-use crate::platform::ids::UserId;
 use crate::tokens;
 
 #[derive(Debug, clap::Args)]
@@ -142,17 +140,9 @@ fn seed_catalogue(tx: &Transaction<'_>, now: Millis) -> anyhow::Result<usize> {
 fn seed_demo_user(tx: &Transaction<'_>, i: u32, hash: &str, now: Millis) -> anyhow::Result<bool> {
     let email = format!("demo{i}@example.com");
     let name = format!("Demo {i}");
-    let new = NewUser {
-        email: &email,
-        password_hash: hash,
-        role: Role::User,
-        display_name: Some(&name),
-        email_verified: true,
-    };
-    let Some(user_id) = users::insert(tx, &new, now)? else {
+    let Some(user_id) = accounts::insert_demo_user(tx, &email, &name, hash, now)? else {
         return Ok(false);
     };
-    let user_id = UserId::from(user_id.as_str());
     tokens::ops::seed_demo_history(tx, &user_id, i, now)?;
     Ok(true)
 }

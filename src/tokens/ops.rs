@@ -10,7 +10,7 @@ use super::ledger::{
 };
 use super::social::store::{self as social_store, NewTask};
 use super::store::{self, NewPack};
-use crate::accounts::{users, validate};
+use crate::accounts::ops as accounts;
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::{Millis, rfc3339};
 use crate::platform::ids::UserId;
@@ -38,11 +38,8 @@ pub fn find_recipient(
     recipient: &Recipient,
 ) -> rusqlite::Result<Option<UserId>> {
     Ok(match recipient {
-        Recipient::Id(id) => users::find_user(conn, id)?.map(|_| id.clone()),
-        Recipient::Email(email) => {
-            users::find_id_by_email(conn, &validate::normalize_email(email))?
-                .map(|id| UserId::from(id.as_str()))
-        }
+        Recipient::Id(id) => accounts::find_user(conn, id)?.map(|_| id.clone()),
+        Recipient::Email(email) => accounts::find_active_by_email(conn, email)?,
     })
 }
 
