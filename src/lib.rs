@@ -24,5 +24,6 @@ pub mod webhooks;
 pub mod app;
 pub mod cli;
 
+pub use app::Deps;
 pub use app::build;
-pub use state::{App, Deps};
+pub use state::App;

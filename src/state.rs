@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::PasswordHasher;
 use crate::http::rate_limit::RateLimits;
-use crate::platform::clock::{SharedClock, SystemClock};
+use crate::platform::clock::SharedClock;
 use crate::platform::config::Settings;
 use crate::platform::db::Db;
 use crate::platform::mail::Mailer;
@@ -31,22 +31,9 @@ pub struct App {
     pub started_at: Instant,
 }
 
-/// What can be swapped from outside: tests inject a manual clock.
-pub struct Deps {
-    pub clock: SharedClock,
-}
-
-impl Default for Deps {
-    fn default() -> Self {
-        Deps {
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
 impl App {
     /// Validates the settings, opens the database (running migrations) and prepares every service.
-    pub fn open(settings: Settings, deps: Deps) -> anyhow::Result<App> {
+    pub fn open(settings: Settings, clock: SharedClock) -> anyhow::Result<App> {
         let db = Db::open(&settings)?;
         let secret = crate::auth::jwt::load_or_create_secret(&settings)?;
         let params = settings.argon2_params()?;
@@ -58,7 +45,7 @@ impl App {
             mailer: Arc::new(mailer),
             mail_wakeup: Arc::new(Notify::new()),
             started_at: Instant::now(),
-            clock: deps.clock,
+            clock,
             hasher,
             db,
             settings,

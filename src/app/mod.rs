@@ -12,23 +12,45 @@ use rocket::figment::Figment;
 use rocket::{Build, Rocket};
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::platform::clock::{SharedClock, SystemClock};
 use crate::platform::config::Settings;
-use crate::state::{App, Deps};
+use crate::state::App;
+use crate::webhooks::EventHandler;
 use crate::{accounts, admin, billing, health, http, tokens, webhooks};
 
 pub use openapi::document as openapi_document;
 
+/// What the embedding code may supply instead of the real parts: the tests inject a clock
+/// they move, and a scripted webhook event handler in place of billing's.
+pub struct Deps {
+    pub clock: SharedClock,
+    /// `None`: billing handles Stripe's events.
+    pub event_handler: Option<Arc<dyn EventHandler>>,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Deps {
+            clock: Arc::new(SystemClock),
+            event_handler: None,
+        }
+    }
+}
+
 /// The whole application on `figment`: used by `serve` and by every test.
 pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
     let settings = Settings::from_figment(&figment)?;
-    let app = App::open(settings, deps)?;
+    let app = App::open(settings, deps.clock)?;
     if app.mailer.is_development() {
         tracing::warn!(
             "SMTP_URL is not set: emails are NOT sent; the development mailer prints each whole message, links and tokens included, to the log"
         );
     }
     // Stripe's webhook events are handled by billing: grants, clawbacks, subscription state.
-    let webhooks = webhooks::Webhooks::new(Arc::new(billing::events::BillingEvents::new(&app)));
+    let handler = deps
+        .event_handler
+        .unwrap_or_else(|| Arc::new(billing::events::BillingEvents::new(&app)));
+    let webhooks = webhooks::Webhooks::new(handler);
     let rocket = rocket::custom(figment)
         // The auth guards read these three; handlers read `App`.
         .manage(app.db.clone())

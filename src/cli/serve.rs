@@ -24,7 +24,7 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(address) = args.address {
         figment = figment.merge(Serialized::global("address", address));
     }
-    let rocket = crate::app::build(figment, crate::state::Deps::default())?;
+    let rocket = crate::app::build(figment, crate::app::Deps::default())?;
     rocket::execute(async move {
         // Rocket stops on SIGTERM or Ctrl-C: in-flight requests finish, then workers stop.
         rocket

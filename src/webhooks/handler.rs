@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -105,7 +105,7 @@ pub struct Webhooks {
 }
 
 struct Shared {
-    handler: RwLock<Arc<dyn EventHandler>>,
+    handler: Arc<dyn EventHandler>,
     wakeup: Notify,
 }
 
@@ -113,27 +113,14 @@ impl Webhooks {
     pub fn new(handler: Arc<dyn EventHandler>) -> Webhooks {
         Webhooks {
             inner: Arc::new(Shared {
-                handler: RwLock::new(handler),
+                handler,
                 wakeup: Notify::new(),
             }),
         }
     }
 
-    /// Replaces the handler; the worker uses it from its next event on.
-    pub fn set_handler(&self, handler: Arc<dyn EventHandler>) {
-        *self
-            .inner
-            .handler
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = handler;
-    }
-
     pub fn handler(&self) -> Arc<dyn EventHandler> {
-        self.inner
-            .handler
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.handler.clone()
     }
 
     /// Makes the worker look for due events now rather than at its next tick.

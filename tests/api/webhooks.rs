@@ -88,25 +88,18 @@ struct Hooked {
 /// An app with a webhook secret, a test-mode key and the scripted handler registered
 /// (as billing registers its own: a managed `Webhooks`).
 async fn spawn_hooked(customize: impl FnOnce(Figment) -> Figment) -> Hooked {
-    let app = spawn_app_prepared(
+    let handler = Arc::new(Scripted::default());
+    let app = spawn_app_handling(
         |f| {
             customize(
                 f.merge(Serialized::global("stripe_webhook_secret", SECRET))
                     .merge(Serialized::global("stripe_secret_key", "sk_test_123")),
             )
         },
-        |rocket| {
-            if rocket.state::<Webhooks>().is_some() {
-                rocket
-            } else {
-                rocket.manage(Webhooks::default())
-            }
-        },
+        Some(handler.clone()),
     )
     .await;
     let hooks = app.client.rocket().state::<Webhooks>().unwrap().clone();
-    let handler = Arc::new(Scripted::default());
-    hooks.set_handler(handler.clone());
     Hooked {
         app,
         hooks,

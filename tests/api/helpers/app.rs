@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use audiostudio::platform::clock::{Clock, SystemClock};
+use audiostudio::webhooks::EventHandler;
 use audiostudio::{App, Deps};
 use rocket::figment::Figment;
 use rocket::figment::providers::Serialized;
 use rocket::local::asynchronous::Client;
-use rocket::{Build, Rocket};
 use tempfile::TempDir;
 
 /// A clock that only moves when told to, injected through `Deps`.
@@ -57,11 +57,11 @@ pub fn test_figment(dir: &Path) -> Figment {
         ))
 }
 
-/// An app built from [`test_figment`] as `customize` changes it, `prepare` having the last
-/// word on the built rocket (managing extra state, say).
-pub async fn spawn_app_prepared(
+/// An app built from [`test_figment`] as `customize` changes it, with `event_handler`
+/// (when given) handling webhook events in place of billing.
+pub async fn spawn_app_handling(
     customize: impl FnOnce(Figment) -> Figment,
-    prepare: impl FnOnce(Rocket<Build>) -> Rocket<Build>,
+    event_handler: Option<Arc<dyn EventHandler>>,
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_now();
@@ -69,16 +69,17 @@ pub async fn spawn_app_prepared(
         customize(test_figment(dir.path())),
         Deps {
             clock: clock.clone(),
+            event_handler,
         },
     )
     .unwrap();
-    let client = Client::untracked(prepare(rocket)).await.unwrap();
+    let client = Client::untracked(rocket).await.unwrap();
     TestApp { client, clock, dir }
 }
 
 /// Settings that keep tests fast and out of each other's way; `customize` adds more.
 pub async fn spawn_app_with(customize: impl FnOnce(Figment) -> Figment) -> TestApp {
-    spawn_app_prepared(customize, |rocket| rocket).await
+    spawn_app_handling(customize, None).await
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -112,6 +113,7 @@ impl TestApp {
             customize(test_figment(dir.path())),
             Deps {
                 clock: clock.clone(),
+                event_handler: None,
             },
         )
         .unwrap();
