@@ -39,14 +39,6 @@ impl SubscriptionStatus {
     }
 }
 
-/// Compares with Stripe's name of a status (`status == "active"`), as callers of the
-/// client that read Stripe's documentation write it.
-impl PartialEq<&str> for SubscriptionStatus {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 crate::stored_enum! {
     /// A Checkout Session's status, stored in `billing_checkout_sessions.status`.
     #[derive(Default)]

@@ -1363,7 +1363,7 @@ async fn the_client_times_out_retries_and_maps_errors() {
     fake.add_price("price_x", 1200, Some("month"));
     let sub = fake.add_subscription(&customer.id, "price_x");
     let subscription = stripe.get_subscription(&sub).await.unwrap();
-    assert_eq!(subscription.status, "active");
+    assert_eq!(subscription.status.as_str(), "active");
     assert_eq!(subscription.price_id(), Some("price_x"));
     assert!(subscription.period().1.is_some());
     let invoice = fake.add_invoice(&customer.id, &sub, 1200, "paid");
