@@ -1,0 +1,135 @@
+//! The settings, section by section: each key declared once with its type, default and doc.
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::section::settings_section;
+
+/// SQLite's `synchronous` pragma: how hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Synchronous {
+    #[serde(alias = "full")]
+    Full,
+    #[serde(alias = "normal")]
+    Normal,
+}
+
+impl Synchronous {
+    pub fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+settings_section! {
+    /// Where the data lives and how SQLite keeps it.
+    pub struct Storage {
+        data_dir: PathBuf = PathBuf::from("data"),
+        synchronous: Synchronous = Synchronous::Full,
+        read_pool_size: u32 = 4,
+    }
+}
+
+settings_section! {
+    /// How the server is reached from outside.
+    pub struct Server {
+        /// Links in emails are built from this, never from the Host header.
+        public_base_url: String = "http://localhost:8000".into(),
+    }
+}
+
+settings_section! {
+    /// Access tokens, sessions, password hashing and the per-account lockout.
+    pub struct Auth {
+        jwt_issuer: String = "audiostudio".into(),
+        jwt_audience: String = "audiostudio-api".into(),
+        access_token_ttl_secs: u64 = 15 * 60,
+        refresh_token_ttl_days: u64 = 30,
+        refresh_reuse_grace_secs: u64 = 10,
+        argon2_memory_kib: u32 = argon2::Params::DEFAULT_M_COST,
+        argon2_iterations: u32 = argon2::Params::DEFAULT_T_COST,
+        argon2_parallelism: u32 = argon2::Params::DEFAULT_P_COST,
+        /// How many password hashes may run at once; 0 means one per CPU core (at most 4).
+        hash_concurrency: usize = 0,
+        login_max_failures: u32 = 5,
+        login_failure_window_secs: u64 = 15 * 60,
+        login_lockout_secs: u64 = 15 * 60,
+    }
+}
+
+settings_section! {
+    /// Per-IP and per-account limits.
+    pub struct RateLimits {
+        rate_limit_login_per_minute: u32 = 20,
+        rate_limit_register_per_hour: u32 = 20,
+        rate_limit_password_reset_per_hour: u32 = 10,
+        resend_verification_interval_secs: u64 = 60,
+        password_reset_email_interval_secs: u64 = 60,
+    }
+}
+
+settings_section! {
+    /// Outgoing email (the SMTP server itself is the secret `SMTP_URL`).
+    pub struct Email {
+        email_from: String = "audiostudio <no-reply@localhost>".into(),
+        email_max_attempts: u32 = 8,
+    }
+}
+
+settings_section! {
+    /// The token economy.
+    pub struct Tokens {
+        /// The job features tokens can be spent on; anything else is refused.
+        token_features: Vec<String> = [
+            "text_to_speech",
+            "voice_clone",
+            "music_generation",
+            "stem_separation",
+            "transcription",
+            "audio_enhancement",
+            "sound_effects",
+        ]
+        .map(String::from)
+        .to_vec(),
+        hold_default_ttl_secs: u64 = 600,
+        hold_max_ttl_secs: u64 = 24 * 3600,
+        /// Most reward tokens one user can claim per UTC day from social tasks.
+        social_daily_reward_cap: i64 = 500,
+        /// How often expired lots and holds are swept (a read never counts them anyway).
+        token_sweep_interval_secs: u64 = 30,
+    }
+}
+
+settings_section! {
+    /// Stripe: where it is, where Checkout returns, how webhooks are accepted.
+    pub struct Billing {
+        /// Stripe's API base URL (env `STRIPE_API_BASE`); tests point it at a local fake.
+        stripe_api_base: String = "https://api.stripe.com".into(),
+        billing_success_url: String = "http://localhost:8000/billing/success".into(),
+        billing_cancel_url: String = "http://localhost:8000/billing/cancel".into(),
+        /// Origins success/cancel URLs given by clients may point at (no open redirect);
+        /// the origin of `public_base_url` is always allowed.
+        billing_redirect_origins: Vec<String> = Vec::new(),
+        /// Accept webhook events whose `livemode` differs from the secret key's mode.
+        stripe_accept_other_mode: bool = false,
+        /// Tolerance for the `Stripe-Signature` timestamp.
+        stripe_webhook_tolerance_secs: u64 = 300,
+        /// Processing attempts of a stored webhook event before it is marked failed.
+        webhook_max_attempts: u32 = 8,
+    }
+}
+
+settings_section! {
+    /// Read under their conventional environment names; never printed.
+    pub struct Secrets {
+        jwt_secret: Option<SecretString> = None,
+        stripe_secret_key: Option<SecretString> = None,
+        stripe_webhook_secret: Option<SecretString> = None,
+        smtp_url: Option<SecretString> = None,
+    }
+}
