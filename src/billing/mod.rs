@@ -10,6 +10,7 @@ pub mod emails;
 pub mod events;
 pub mod ops;
 pub mod redirects;
+mod seed;
 pub mod status;
 pub mod store;
 pub mod stripe;

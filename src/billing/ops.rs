@@ -11,6 +11,7 @@ use crate::platform::db::{Db, DbError};
 use crate::webhooks::HandlerError;
 
 pub use super::catalog::{SyncReport, sync as sync_catalog};
+pub use super::seed::seed_plans;
 
 /// What reconciling one customer did.
 pub struct CustomerReconciled {

@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use rusqlite::{Transaction, params};
-use serde_json::json;
+use rusqlite::Transaction;
 
 use super::Cli;
 use crate::accounts::ops as accounts;
+use crate::billing;
 use crate::platform::clock::{Clock, Millis, SystemClock};
 use crate::tokens;
 
@@ -20,55 +20,6 @@ pub struct Args {
     #[arg(long, default_value_t = 10, requires = "demo", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub demo_users: u32,
 }
-
-struct Plan {
-    id: &'static str,
-    name: &'static str,
-    description: &'static str,
-    price_cents: i64,
-    monthly_tokens: i64,
-    features: &'static [&'static str],
-}
-
-const PLANS: [Plan; 3] = [
-    Plan {
-        id: "plan_free",
-        name: "Free",
-        description: "Try the studio",
-        price_cents: 0,
-        monthly_tokens: 100,
-        features: &["text_to_speech", "transcription"],
-    },
-    Plan {
-        id: "plan_creator",
-        name: "Creator",
-        description: "For regular creators",
-        price_cents: 1200,
-        monthly_tokens: 2000,
-        features: &[
-            "text_to_speech",
-            "transcription",
-            "voice_clone",
-            "music_generation",
-        ],
-    },
-    Plan {
-        id: "plan_studio",
-        name: "Studio",
-        description: "Everything, in volume",
-        price_cents: 3900,
-        monthly_tokens: 10000,
-        features: &[
-            "text_to_speech",
-            "transcription",
-            "voice_clone",
-            "music_generation",
-            "stem_separation",
-            "audio_enhancement",
-            "sound_effects",
-        ],
-    },
-];
 
 /// The password of every demo user.
 pub const DEMO_PASSWORD: &str = "demo password 2026";
@@ -110,30 +61,9 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The plans (billing's table, seeded here with raw SQL until billing offers a seed),
-/// then the token packs and social tasks.
+/// The plans (billing), then the token packs and social tasks (tokens).
 fn seed_catalogue(tx: &Transaction<'_>, now: Millis) -> anyhow::Result<usize> {
-    let mut added = 0;
-    for (
-        i,
-        Plan {
-            id,
-            name,
-            description,
-            price_cents: price,
-            monthly_tokens: tokens,
-            features,
-        },
-    ) in (0i64..).zip(PLANS.iter())
-    {
-        added += tx.execute(
-            "INSERT INTO subscription_plans (id, name, description, price_cents, monthly_tokens, features, sort_order, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8) ON CONFLICT DO NOTHING",
-            params![id, name, description, price, tokens, json!(features).to_string(), i, now],
-        )?;
-    }
-    added += tokens::ops::seed_catalogue(tx, now)?;
-    Ok(added)
+    Ok(billing::ops::seed_plans(tx, now)? + tokens::ops::seed_catalogue(tx, now)?)
 }
 
 /// Creates demo user `i` with a grant and a few spends; false if it already exists.
