@@ -2,6 +2,7 @@
 //! catchers, the API docs and the background workers. Nothing imports this module
 //! but `cli` (and the tests).
 
+mod connections;
 mod openapi;
 mod workers;
 
@@ -51,6 +52,8 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .event_handler
         .unwrap_or_else(|| Arc::new(billing::events::BillingEvents::new(&app)));
     let webhooks = webhooks::Webhooks::new(handler);
+    let limits = connections::limits(&app.settings);
+    let swept = limits.clone();
     let rocket = rocket::custom(figment)
         // The auth guards read these three; handlers read `App`.
         .manage(app.db.clone())
@@ -59,8 +62,12 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .manage(app)
         .manage(webhooks)
         .attach(http::HttpBasics)
+        .attach(connections::InFlight(limits))
         .attach(AdHoc::on_liftoff("background workers", |rocket| {
-            Box::pin(async move { workers::start(rocket) })
+            Box::pin(async move {
+                workers::start(rocket);
+                connections::start_sweeper(rocket, swept);
+            })
         }))
         .register("/", http::error::catchers())
         .mount(

@@ -24,6 +24,11 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(address) = args.address {
         figment = figment.merge(Serialized::global("address", address));
     }
+    // Many systems start services at 1,024 open files; every connection needs one.
+    match crate::platform::connections::raise_fd_limit() {
+        Ok((soft, hard)) => tracing::info!(soft, hard, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
     let rocket = crate::app::build(figment, crate::app::Deps::default())?;
     rocket::execute(async move {
         // Rocket stops on SIGTERM or Ctrl-C: in-flight requests finish, then workers stop.

@@ -36,7 +36,12 @@ pub const FAST_ARGON2: [(&str, &str); 2] = [
 
 /// The binary with a clean environment (no inherited `ROCKET_*`, secrets or log filters), run from `cwd`.
 pub fn command(cwd: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
+    program_command(BIN, cwd)
+}
+
+/// `program` (the binary, or a wrapper such as `prlimit` that runs it) with the same clean environment.
+fn program_command(program: &str, cwd: &Path) -> Command {
+    let mut cmd = Command::new(program);
     cmd.current_dir(cwd);
     for (key, _) in std::env::vars() {
         if key.starts_with("ROCKET_") || key.starts_with("AUDIOSTUDIO_") {
@@ -217,10 +222,28 @@ impl Server {
         Server::launch(cwd, &args, envs, port)
     }
 
+    /// `audiostudio serve` on `port` under `prlimit` (e.g. `--nofile=1024:1024`), run from `cwd`.
+    pub fn start_limited(cwd: &Path, limit: &str, envs: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let port_text = port.to_string();
+        let args = [limit, BIN, "serve", "--port", &port_text];
+        Server::launch_program("prlimit", cwd, &args, envs, port)
+    }
+
     fn launch(cwd: &Path, args: &[&str], envs: &[(&str, &str)], port: u16) -> Server {
+        Server::launch_program(BIN, cwd, args, envs, port)
+    }
+
+    fn launch_program(
+        program: &str,
+        cwd: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        port: u16,
+    ) -> Server {
         let log = cwd.join(format!("server-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("create the server log");
-        let child = command(cwd)
+        let child = program_command(program, cwd)
             .args(args)
             .envs(envs.iter().copied())
             .stdin(Stdio::null())

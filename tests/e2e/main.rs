@@ -1,6 +1,7 @@
 //! End to end: the real `audiostudio` binary, started as a process and driven over HTTP and its CLI.
 
 mod accounts;
+mod connections;
 mod harness;
 mod stripe;
 mod tokens;

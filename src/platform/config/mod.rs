@@ -15,7 +15,7 @@ use rocket::figment::providers::{Env, Format, Serialized, Toml};
 use rocket::figment::{Figment, Profile};
 
 pub use sections::{
-    Auth, Billing, Email, RateLimits, Secrets, Server, Storage, Synchronous, Tokens,
+    Auth, Billing, Connections, Email, RateLimits, Secrets, Server, Storage, Synchronous, Tokens,
 };
 
 /// Environment variables read under their conventional names, without the `ROCKET_` prefix
@@ -38,6 +38,7 @@ pub struct Settings {
     pub email: Email,
     pub tokens: Tokens,
     pub billing: Billing,
+    pub connections: Connections,
     pub secrets: Secrets,
 }
 
@@ -99,7 +100,7 @@ fn env_name(key: &str) -> String {
 
 impl Settings {
     /// Every key of every section, as operators write them.
-    pub const SECTION_KEYS: [&[&str]; 8] = [
+    pub const SECTION_KEYS: [&[&str]; 9] = [
         Storage::KEYS,
         Server::KEYS,
         Auth::KEYS,
@@ -107,6 +108,7 @@ impl Settings {
         Email::KEYS,
         Tokens::KEYS,
         Billing::KEYS,
+        Connections::KEYS,
         Secrets::KEYS,
     ];
 
@@ -120,6 +122,7 @@ impl Settings {
             email: figment.extract().map_err(explain)?,
             tokens: figment.extract().map_err(explain)?,
             billing: figment.extract().map_err(explain)?,
+            connections: figment.extract().map_err(explain)?,
             secrets: figment.extract().map_err(explain)?,
         };
         // Rocket's own keys (port, address, limits, ...) are checked here too, with the same messages.
@@ -136,6 +139,7 @@ impl Settings {
         self.email.validate()?;
         self.tokens.validate()?;
         self.billing.validate()?;
+        self.connections.validate()?;
         self.secrets.validate()
     }
 
@@ -170,6 +174,7 @@ impl Settings {
             self.email.lines(),
             self.tokens.lines(),
             self.billing.lines(),
+            self.connections.lines(),
             self.secrets.lines(),
         ];
         let mut out = Vec::new();

@@ -133,3 +133,17 @@ settings_section! {
         smtp_url: Option<SecretString> = None,
     }
 }
+
+settings_section! {
+    /// Limits on client connections (Rocket 0.5 has none of its own; see `platform::connections`).
+    pub struct Connections {
+        /// A connection that has not completed a request this long after opening is closed.
+        header_read_timeout_secs: u64 = 10,
+        /// A connection with no request in flight this long after its last response is closed.
+        idle_timeout_secs: u64 = 30,
+        /// Open client connections at most (lowered to fit the open-files limit).
+        max_connections: usize = 4096,
+        /// Open client connections from one IP address at most.
+        max_connections_per_ip: usize = 256,
+    }
+}

@@ -3,7 +3,9 @@
 use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
 
-use super::sections::{Auth, Billing, Email, RateLimits, Secrets, Server, Storage, Tokens};
+use super::sections::{
+    Auth, Billing, Connections, Email, RateLimits, Secrets, Server, Storage, Tokens,
+};
 
 const TEN_YEARS_SECS: u64 = 10 * 366 * 24 * 3600;
 
@@ -192,5 +194,24 @@ impl Secrets {
             );
         }
         Ok(())
+    }
+}
+
+impl Connections {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        for (key, value) in [
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if value == 0 || value > 3600 {
+                bail!(
+                    "invalid configuration: {key} = {value} is out of range\nfix: use a value from 1 to 3600, or remove it to use the default"
+                );
+            }
+        }
+        at_least_one(&[
+            ("max_connections", self.max_connections),
+            ("max_connections_per_ip", self.max_connections_per_ip),
+        ])
     }
 }

@@ -1,0 +1,299 @@
+//! Connection limits Rocket 0.5 does not have: a header read timeout, an idle timeout, and
+//! caps on connections overall and per client IP.
+//!
+//! Rocket 0.5 gives no hook on accepted connections (it even turns hyper's header read
+//! timeout off), so the limits are enforced on the process's own sockets: every second a
+//! sweep lists the connected TCP sockets on the server's port (`/proc/self/fd`) and shuts
+//! down those that broke a limit; hyper then sees the end of the stream and drops the
+//! connection, freeing its descriptor. The HTTP layer reports which connections have a
+//! request in flight, and those are never cut.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::sys::socket::{Shutdown, SockaddrStorage, getpeername, getsockname, shutdown};
+
+/// Descriptors kept for everything but client connections (database, logs, Stripe, SMTP).
+const RESERVED_FDS: u64 = 128;
+
+/// The limits, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A connection that has not completed a request this long after it opened is closed.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight this long after its last response is closed.
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    first_seen: Instant,
+    in_flight: u32,
+    last_done: Option<Instant>,
+}
+
+/// What the sweep knows of each client connection, keyed by its remote address.
+pub struct Connections {
+    limits: ConnectionLimits,
+    peers: Mutex<HashMap<SocketAddr, Peer>>,
+}
+
+/// One sweep's outcome, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub open: usize,
+    pub timed_out: usize,
+    pub over_cap: usize,
+}
+
+impl Connections {
+    /// The limits, with the overall cap lowered to fit the descriptors the process may open.
+    pub fn new(mut limits: ConnectionLimits) -> Connections {
+        if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+            let fit =
+                usize::try_from(soft.saturating_sub(RESERVED_FDS).max(16)).unwrap_or(usize::MAX);
+            limits.max_connections = limits.max_connections.min(fit);
+        }
+        Connections {
+            limits,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> ConnectionLimits {
+        self.limits
+    }
+
+    fn with_peers<T>(&self, f: impl FnOnce(&mut HashMap<SocketAddr, Peer>) -> T) -> T {
+        f(&mut self.peers.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A request arrived on the connection from `remote`.
+    pub fn request_started(&self, remote: SocketAddr) {
+        let now = Instant::now();
+        self.with_peers(|peers| {
+            let peer = peers.entry(remote).or_insert(Peer {
+                first_seen: now,
+                in_flight: 0,
+                last_done: None,
+            });
+            peer.in_flight += 1;
+        });
+    }
+
+    /// The response to a request from `remote` is on its way.
+    pub fn request_finished(&self, remote: SocketAddr) {
+        let now = Instant::now();
+        self.with_peers(|peers| {
+            if let Some(peer) = peers.get_mut(&remote) {
+                peer.in_flight = peer.in_flight.saturating_sub(1);
+                peer.last_done = Some(now);
+            }
+        });
+    }
+
+    /// Shuts down the connections on `port` that broke a limit. Blocking (system calls on
+    /// every descriptor): run it off the async executor.
+    pub fn sweep(&self, port: u16) -> Swept {
+        let sockets = client_sockets(port);
+        let now = Instant::now();
+        let (open, doomed, timed_out) = self.with_peers(|peers| {
+            // Forget connections that are gone; meet the new ones.
+            peers.retain(|remote, _| sockets.iter().any(|(_, r)| r == remote));
+            for (_, remote) in &sockets {
+                peers.entry(*remote).or_insert(Peer {
+                    first_seen: now,
+                    in_flight: 0,
+                    last_done: None,
+                });
+            }
+            let states: Vec<(SocketAddr, Peer)> = peers.iter().map(|(r, p)| (*r, *p)).collect();
+            let (doomed, timed_out) = to_close(&states, now, &self.limits);
+            for remote in &doomed {
+                peers.remove(remote);
+            }
+            (sockets.len(), doomed, timed_out)
+        });
+        for (fd, remote) in &sockets {
+            // The descriptor may have been closed and reused since it was listed: cut it
+            // only if it still is the same connection.
+            if doomed.contains(remote) && peer_of(*fd, port) == Some(*remote) {
+                let _ = shutdown(*fd, Shutdown::Both);
+            }
+        }
+        Swept {
+            open,
+            timed_out,
+            over_cap: doomed.len() - timed_out,
+        }
+    }
+}
+
+/// The connections to close: first those past a timeout, then, newest first, idle ones
+/// beyond the per-IP and overall caps. Returns them and how many timed out.
+fn to_close(
+    peers: &[(SocketAddr, Peer)],
+    now: Instant,
+    limits: &ConnectionLimits,
+) -> (Vec<SocketAddr>, usize) {
+    let expired = |p: &Peer| {
+        p.in_flight == 0
+            && match p.last_done {
+                None => now.duration_since(p.first_seen) >= limits.header_read_timeout,
+                Some(done) => now.duration_since(done) >= limits.idle_timeout,
+            }
+    };
+    let mut doomed: Vec<SocketAddr> = peers
+        .iter()
+        .filter(|(_, p)| expired(p))
+        .map(|(r, _)| *r)
+        .collect();
+    let timed_out = doomed.len();
+    let mut alive: Vec<&(SocketAddr, Peer)> = peers.iter().filter(|(_, p)| !expired(p)).collect();
+    // Oldest first, so the newest are the ones over a cap.
+    alive.sort_by_key(|(r, p)| (p.first_seen, *r));
+    let mut per_ip: HashMap<IpAddr, usize> = HashMap::new();
+    let mut kept = 0;
+    for (remote, peer) in alive {
+        let count = per_ip.entry(remote.ip()).or_default();
+        let over = *count >= limits.max_connections_per_ip || kept >= limits.max_connections;
+        if over && peer.in_flight == 0 {
+            doomed.push(*remote);
+        } else {
+            *count += 1;
+            kept += 1;
+        }
+    }
+    (doomed, timed_out)
+}
+
+/// Every connected TCP socket of this process whose local port is `port`, with its remote address.
+fn client_sockets(port: u16) -> Vec<(RawFd, SocketAddr)> {
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+        .filter_map(|fd| Some((fd, peer_of(fd, port)?)))
+        .collect()
+}
+
+/// The remote address of `fd` if it is a TCP connection accepted on `port`.
+fn peer_of(fd: RawFd, port: u16) -> Option<SocketAddr> {
+    let local = socket_addr(&getsockname::<SockaddrStorage>(fd).ok()?)?;
+    if local.port() != port {
+        return None;
+    }
+    socket_addr(&getpeername::<SockaddrStorage>(fd).ok()?)
+}
+
+fn socket_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+/// Raises the soft limit on open files to the hard limit (many systems start services
+/// at 1,024); returns the limits now in force.
+pub fn raise_fd_limit() -> nix::Result<(u64, u64)> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    getrlimit(Resource::RLIMIT_NOFILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 3,
+            max_connections_per_ip: 2,
+        }
+    }
+
+    fn addr(ip: [u8; 4], port: u16) -> SocketAddr {
+        SocketAddr::from((ip, port))
+    }
+
+    #[test]
+    fn silent_half_sent_and_idle_connections_time_out_but_busy_ones_never() {
+        let start = Instant::now();
+        let now = start + Duration::from_secs(40);
+        let peers = [
+            // Opened 40 s ago, never completed a request.
+            (
+                addr([10, 0, 0, 1], 1),
+                Peer {
+                    first_seen: start,
+                    in_flight: 0,
+                    last_done: None,
+                },
+            ),
+            // Answered 35 s ago, idle since.
+            (
+                addr([10, 0, 0, 2], 1),
+                Peer {
+                    first_seen: start,
+                    in_flight: 0,
+                    last_done: Some(start + Duration::from_secs(5)),
+                },
+            ),
+            // Answered 5 s ago.
+            (
+                addr([10, 0, 0, 3], 1),
+                Peer {
+                    first_seen: start,
+                    in_flight: 0,
+                    last_done: Some(start + Duration::from_secs(35)),
+                },
+            ),
+            // A request running for 40 s (a slow upstream): never cut.
+            (
+                addr([10, 0, 0, 4], 1),
+                Peer {
+                    first_seen: start,
+                    in_flight: 1,
+                    last_done: None,
+                },
+            ),
+        ];
+        let (doomed, timed_out) = to_close(&peers, now, &limits());
+        assert_eq!(timed_out, 2);
+        assert_eq!(doomed, vec![addr([10, 0, 0, 1], 1), addr([10, 0, 0, 2], 1)]);
+    }
+
+    #[test]
+    fn the_newest_idle_connections_beyond_a_cap_are_cut() {
+        let start = Instant::now();
+        let at = |s| start + Duration::from_secs(s);
+        let peer = |first, in_flight| Peer {
+            first_seen: at(first),
+            in_flight,
+            last_done: None,
+        };
+        let one = [10, 0, 0, 1];
+        let peers = [
+            (addr(one, 1), peer(0, 0)),
+            (addr(one, 2), peer(1, 0)),
+            (addr(one, 3), peer(2, 0)), // third from one IP: over the per-IP cap of 2
+            (addr(one, 4), peer(3, 1)), // over too, but busy: kept
+            (addr([10, 0, 0, 2], 1), peer(4, 0)), // over the overall cap of 3
+        ];
+        let (doomed, timed_out) = to_close(&peers, at(5), &limits());
+        assert_eq!(timed_out, 0);
+        assert_eq!(doomed, vec![addr(one, 3), addr([10, 0, 0, 2], 1)]);
+    }
+}
