@@ -8,7 +8,7 @@
 //! connection, freeing its descriptor. The HTTP layer reports which connections have a
 //! request in flight, and those are never cut.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::sync::Mutex;
@@ -105,7 +105,8 @@ impl Connections {
         let now = Instant::now();
         let (open, doomed, timed_out) = self.with_peers(|peers| {
             // Forget connections that are gone; meet the new ones.
-            peers.retain(|remote, _| sockets.iter().any(|(_, r)| r == remote));
+            let live: HashSet<SocketAddr> = sockets.iter().map(|(_, r)| *r).collect();
+            peers.retain(|remote, _| live.contains(remote));
             for (_, remote) in &sockets {
                 peers.entry(*remote).or_insert(Peer {
                     first_seen: now,
@@ -120,17 +121,20 @@ impl Connections {
             }
             (sockets.len(), doomed, timed_out)
         });
+        let cut = doomed.len();
+        let doomed: HashSet<SocketAddr> = doomed.into_iter().collect();
         for (fd, remote) in &sockets {
             // The descriptor may have been closed and reused since it was listed: cut it
             // only if it still is the same connection.
             if doomed.contains(remote) && peer_of(*fd, port) == Some(*remote) {
+                // Ending the stream, not closing the descriptor: hyper owns it and closes it.
                 let _ = shutdown(*fd, Shutdown::Both);
             }
         }
         Swept {
             open,
             timed_out,
-            over_cap: doomed.len() - timed_out,
+            over_cap: cut - timed_out,
         }
     }
 }
