@@ -14,8 +14,11 @@ use std::os::fd::RawFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use nix::dir::Dir;
+use nix::fcntl::OFlag;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{Shutdown, SockaddrStorage, getpeername, getsockname, shutdown};
+use nix::sys::stat::Mode;
 
 /// Descriptors kept for everything but client connections (database, logs, Stripe, SMTP).
 const RESERVED_FDS: u64 = 128;
@@ -42,6 +45,9 @@ struct Peer {
 pub struct Connections {
     limits: ConnectionLimits,
     peers: Mutex<HashMap<SocketAddr, Peer>>,
+    /// `/proc/self/fd`, opened once: when the process is out of descriptors (the moment
+    /// the sweep matters most) it could not open it again.
+    fds: Option<Mutex<Dir>>,
 }
 
 /// One sweep's outcome, for the log.
@@ -60,9 +66,18 @@ impl Connections {
                 usize::try_from(soft.saturating_sub(RESERVED_FDS).max(16)).unwrap_or(usize::MAX);
             limits.max_connections = limits.max_connections.min(fit);
         }
+        let fds = Dir::open(
+            "/proc/self/fd",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        if let Err(e) = &fds {
+            tracing::warn!(error = %e, "cannot list open descriptors: connection limits are off");
+        }
         Connections {
             limits,
             peers: Mutex::new(HashMap::new()),
+            fds: fds.ok().map(Mutex::new),
         }
     }
 
@@ -101,7 +116,10 @@ impl Connections {
     /// Shuts down the connections on `port` that broke a limit. Blocking (system calls on
     /// every descriptor): run it off the async executor.
     pub fn sweep(&self, port: u16) -> Swept {
-        let sockets = client_sockets(port);
+        let Some(fds) = &self.fds else {
+            return Swept::default();
+        };
+        let sockets = client_sockets(&mut fds.lock().unwrap_or_else(|e| e.into_inner()), port);
         let now = Instant::now();
         let (open, doomed, timed_out) = self.with_peers(|peers| {
             // Forget connections that are gone; meet the new ones.
@@ -178,12 +196,13 @@ fn to_close(
 }
 
 /// Every connected TCP socket of this process whose local port is `port`, with its remote address.
-fn client_sockets(port: u16) -> Vec<(RawFd, SocketAddr)> {
-    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+fn client_sockets(fds: &mut Dir, port: u16) -> Vec<(RawFd, SocketAddr)> {
+    let listing: Vec<RawFd> = fds
+        .iter()
+        .filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse().ok())
+        .collect();
+    listing
+        .into_iter()
         .filter_map(|fd| Some((fd, peer_of(fd, port)?)))
         .collect()
 }
