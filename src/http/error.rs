@@ -56,6 +56,9 @@ pub enum ApiError {
     /// 403: the caller lacks the role.
     #[error("forbidden")]
     Forbidden,
+    /// 403: the caller must verify their email address first; the detail says what for.
+    #[error("{0}")]
+    EmailNotVerified(&'static str),
     /// 404: nothing the caller may see.
     #[error("not found")]
     NotFound,
@@ -97,7 +100,7 @@ impl ApiError {
             ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::PaymentRequired(_) | ApiError::PaymentFailed(_) => Status::PaymentRequired,
-            ApiError::Forbidden => Status::Forbidden,
+            ApiError::Forbidden | ApiError::EmailNotVerified(_) => Status::Forbidden,
             ApiError::NotFound => Status::NotFound,
             ApiError::Conflict(_) => Status::Conflict,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
@@ -130,6 +133,7 @@ impl ApiError {
                 Some("your role does not allow this".to_owned()),
                 None,
             ),
+            ApiError::EmailNotVerified(_) => ("email-not-verified", Some(self.to_string()), None),
             ApiError::NotFound => ("not-found", None, None),
             ApiError::TooManyRequests { .. } => ("rate-limited", Some(self.to_string()), None),
             ApiError::Unauthorized(_) => ("unauthorized", Some(self.to_string()), None),

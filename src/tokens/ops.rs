@@ -121,6 +121,8 @@ const PACKS: [NewPack; 3] = [
     },
 ];
 
+/// Every seeded task waits for an admin's review: a claim carries only a link, which no one
+/// has checked. (Tasks already in a database keep their setting; see the README.)
 const SOCIAL_TASKS: [NewTask; 4] = [
     NewTask {
         id: "task_x_follow",
@@ -128,7 +130,7 @@ const SOCIAL_TASKS: [NewTask; 4] = [
         action: "follow",
         title: "Follow audiostudio on X",
         reward: 50,
-        auto_approve: true,
+        auto_approve: false,
         reward_expires_days: Some(90),
     },
     NewTask {
@@ -137,7 +139,7 @@ const SOCIAL_TASKS: [NewTask; 4] = [
         action: "subscribe",
         title: "Subscribe on YouTube",
         reward: 50,
-        auto_approve: true,
+        auto_approve: false,
         reward_expires_days: Some(90),
     },
     NewTask {

@@ -114,7 +114,7 @@ async fn the_sums_by_day_and_by_feature_equal_the_ledger() {
     let app = spawn_app().await;
     seed_tasks(&app);
     let (root, _) = admin(&app).await;
-    let (ada, ada_id) = user(&app, "ada@example.com").await;
+    let (ada, ada_id) = verified_user(&app, "ada@example.com").await;
     let (bob, _) = user(&app, "bob@example.com").await;
     add(&app, &root, "ada@example.com", 1000).await;
     add(&app, &root, "bob@example.com", 100).await;
@@ -308,7 +308,7 @@ async fn admin_analytics_covers_every_user_and_only_admins_see_it() {
     seed_tasks(&app);
     let (root, _) = admin(&app).await;
     let (ada, _) = user(&app, "ada@example.com").await;
-    let (bob, _) = user(&app, "bob@example.com").await;
+    let (bob, _) = verified_user(&app, "bob@example.com").await;
     add(&app, &root, "ada@example.com", 300).await;
     add(&app, &root, "bob@example.com", 200).await;
     assert_eq!(

@@ -9,6 +9,8 @@ mod email;
 mod fake_stripe;
 mod helpers;
 mod ledger;
+mod security_rewards;
+mod security_seed;
 mod social;
 mod throttling;
 mod tokens;

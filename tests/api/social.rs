@@ -44,8 +44,8 @@ async fn the_task_list_shows_each_active_task_with_the_callers_state() {
     let app = spawn_app().await;
     seed_tasks(&app);
     let (root, _) = admin(&app).await;
-    let (ada, _) = user(&app, "ada@example.com").await;
-    let (bob, _) = user(&app, "bob@example.com").await;
+    let (ada, _) = verified_user(&app, "ada@example.com").await;
+    let (bob, _) = verified_user(&app, "bob@example.com").await;
 
     let listed = app.get("/api/tokens/social", Some(&ada)).await;
     assert_eq!(listed.status, Status::Ok);
@@ -104,7 +104,7 @@ async fn the_task_list_shows_each_active_task_with_the_callers_state() {
 async fn an_auto_approved_claim_pays_at_once_with_an_expiring_reward_lot() {
     let app = spawn_app().await;
     seed_tasks(&app);
-    let (ada, ada_id) = user(&app, "ada@example.com").await;
+    let (ada, ada_id) = verified_user(&app, "ada@example.com").await;
     let now = app.clock_now();
 
     let reply = app
@@ -178,7 +178,7 @@ async fn an_auto_approved_claim_pays_at_once_with_an_expiring_reward_lot() {
 async fn claiming_the_same_task_twice_is_a_conflict() {
     let app = spawn_app().await;
     seed_tasks(&app);
-    let (ada, _) = user(&app, "ada@example.com").await;
+    let (ada, _) = verified_user(&app, "ada@example.com").await;
     assert_eq!(
         claim(&app, &ada, "task_x_follow", None).await.status,
         Status::Created
@@ -215,8 +215,8 @@ async fn claiming_the_same_task_twice_is_a_conflict() {
 async fn a_handle_can_claim_a_task_for_one_account_only() {
     let app = spawn_app().await;
     seed_tasks(&app);
-    let (ada, _) = user(&app, "ada@example.com").await;
-    let (bob, _) = user(&app, "bob@example.com").await;
+    let (ada, _) = verified_user(&app, "ada@example.com").await;
+    let (bob, _) = verified_user(&app, "bob@example.com").await;
     assert_eq!(
         claim(&app, &ada, "task_x_follow", Some("@ada"))
             .await
@@ -264,8 +264,8 @@ async fn the_daily_reward_cap_holds_claims_back_until_midnight_utc() {
         )
         .unwrap();
     let (root, _) = admin(&app).await;
-    let (ada, _) = user(&app, "ada@example.com").await;
-    let (bob, _) = user(&app, "bob@example.com").await;
+    let (ada, _) = verified_user(&app, "ada@example.com").await;
+    let (bob, _) = verified_user(&app, "bob@example.com").await;
 
     // 50 + 50 + 20 = 120: exactly the cap.
     for task in ["task_x_follow", "task_youtube_subscribe", "task_small"] {
@@ -334,7 +334,7 @@ async fn review_approves_once_and_rejects_without_tokens() {
     let app = spawn_app().await;
     seed_tasks(&app);
     let (root, root_id) = admin(&app).await;
-    let (ada, ada_id) = user(&app, "ada@example.com").await;
+    let (ada, ada_id) = verified_user(&app, "ada@example.com").await;
     let share = claim(&app, &ada, "task_instagram_share", Some("ada")).await;
     assert_eq!(share.status, Status::Created, "{}", share.body);
     assert_eq!(share.body["claim"]["status"], "pending");
@@ -462,7 +462,7 @@ async fn review_approves_once_and_rejects_without_tokens() {
             .assert_problem(404);
     }
     // A reward that expires runs from the approval, not from the claim.
-    let (bob, _) = user(&app, "bob@example.com").await;
+    let (bob, _) = verified_user(&app, "bob@example.com").await;
     let bobs = claim(&app, &bob, "task_tiktok_video", None).await;
     let bobs = bobs.body["claim"]["id"].as_str().unwrap().to_owned();
     app.clock.advance_secs(3 * 86_400);
@@ -498,7 +498,7 @@ async fn review_approves_once_and_rejects_without_tokens() {
 async fn users_cannot_review_claims() {
     let app = spawn_app().await;
     seed_tasks(&app);
-    let (ada, _) = user(&app, "ada@example.com").await;
+    let (ada, _) = verified_user(&app, "ada@example.com").await;
     let share = claim(&app, &ada, "task_instagram_share", None).await;
     let id = share.body["claim"]["id"].as_str().unwrap();
     let before = app.snapshot();
@@ -526,7 +526,7 @@ async fn the_review_queue_pages_newest_first() {
     let (root, _) = admin(&app).await;
     let mut made = Vec::new();
     for i in 0..5 {
-        let (token, _) = user(&app, &format!("user{i}@example.com")).await;
+        let (token, _) = verified_user(&app, &format!("user{i}@example.com")).await;
         for task in ["task_instagram_share", "task_x_follow"] {
             let reply = claim(&app, &token, task, None).await;
             assert_eq!(reply.status, Status::Created, "{}", reply.body);
@@ -576,7 +576,7 @@ async fn the_review_queue_pages_newest_first() {
 async fn a_retried_claim_with_the_same_key_claims_once() {
     let app = spawn_app().await;
     seed_tasks(&app);
-    let (ada, _) = user(&app, "ada@example.com").await;
+    let (ada, _) = verified_user(&app, "ada@example.com").await;
     let body =
         json!({ "task_id": "task_x_follow", "proof_url": "https://x.com/ada", "handle": "ada" });
     let first = claim_with_key(&app, &ada, "claim-1", &body).await;
@@ -612,7 +612,7 @@ async fn a_retried_claim_with_the_same_key_claims_once() {
 async fn bad_claims_are_refused_and_change_nothing() {
     let app = spawn_app().await;
     seed_tasks(&app);
-    let (ada, _) = user(&app, "ada@example.com").await;
+    let (ada, _) = verified_user(&app, "ada@example.com").await;
     let before = app.snapshot();
     let url = "https://x.com/ada";
     let long = "a".repeat(10_000);

@@ -102,6 +102,11 @@ settings_section! {
         social_daily_reward_cap: i64 = 500,
         /// How often expired lots and holds are swept (a read never counts them anyway).
         token_sweep_interval_secs: u64 = 30,
+        /// Social rewards are claimed only by accounts whose email is verified.
+        social_rewards_require_verified_email: bool = true,
+        /// Most reward tokens claimed per UTC day from one client address (an IPv6 /64),
+        /// across all accounts.
+        social_daily_reward_cap_per_ip: i64 = 1000,
     }
 }
 

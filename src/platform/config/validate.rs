@@ -167,6 +167,11 @@ impl Tokens {
                 "invalid configuration: need 0 < hold_default_ttl_secs <= hold_max_ttl_secs, token_sweep_interval_secs > 0 and social_daily_reward_cap >= 0\nfix: remove them to use the defaults (600, 86400, 30, 500)"
             );
         }
+        if self.social_daily_reward_cap_per_ip < 0 {
+            bail!(
+                "invalid configuration: social_daily_reward_cap_per_ip must be >= 0\nfix: remove it to use the default (1000)"
+            );
+        }
         Ok(())
     }
 }

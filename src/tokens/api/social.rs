@@ -14,8 +14,9 @@ use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::Actor;
 use crate::state::App;
 use crate::tokens::ledger;
+use crate::tokens::social::claims::{self, RewardRules};
 use crate::tokens::social::store::{self, NewClaim};
-use crate::tokens::social::{ClaimView, MAX_ID, TaskView, claims};
+use crate::tokens::social::{ClaimView, MAX_ID, TaskView};
 
 const MAX_HANDLE: usize = 64;
 const MAX_PROOF_URL: usize = 2048;
@@ -84,16 +85,18 @@ fn task_id(id: &str) -> Result<String, String> {
     }
 }
 
-/// Claim a task's reward. Auto-approved tasks pay at once; the others wait for review.
+/// Claim a task's reward (accounts with a verified email). Auto-approved tasks pay at
+/// once; the others wait for review.
 #[utoipa::path(post, path = "/api/tokens/social", tag = "tokens", security(("bearer" = [])), request_body = ClaimRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe")),
     responses(
         (status = 201, description = "Claimed: approved and paid, or pending review", body = ClaimResponse),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's email is not verified (`email-not-verified`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such active task", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already claimed by the caller, or the handle was used by another account", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or the key was used with another request", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Over the daily reward cap; Retry-After is the next UTC midnight", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Over the daily reward cap of the caller or of the client address; Retry-After is the next UTC midnight", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/social", data = "<body>")]
 pub async fn claim_task(
@@ -120,7 +123,13 @@ pub async fn claim_task(
         body.handle.as_deref().map(normalize_handle).transpose(),
     );
     let (task_id, proof_url, handle) = checks.finish((task_id, proof_url, handle))?;
-    let cap = app.settings.tokens.social_daily_reward_cap;
+    let tokens = &app.settings.tokens;
+    let rules = RewardRules {
+        require_verified_email: tokens.social_rewards_require_verified_email,
+        daily_cap: tokens.social_daily_reward_cap,
+        daily_cap_per_ip: tokens.social_daily_reward_cap_per_ip,
+    };
+    let client_ip = client.ip_key();
     let actor = Actor::user(&user.user_id, &client);
     app.db
         .write(move |tx| {
@@ -130,8 +139,9 @@ pub async fn claim_task(
                     task_id: &task_id,
                     proof_url: &proof_url,
                     handle: handle.as_deref(),
+                    client_ip: &client_ip,
                 };
-                let claim = claims::create_claim(tx, &claim, cap, &actor, now)?;
+                let claim = claims::create_claim(tx, &claim, &rules, &actor, now)?;
                 let balance = ledger::available(tx, &user.user_id)?;
                 Ok(Stored::json(
                     Status::Created,

@@ -1,11 +1,13 @@
-//! The life of a claim: recorded (and paid at once for an auto-approved task) within the
-//! daily cap, then approved (paid once) or rejected by an admin; each step audited.
+//! The life of a claim: recorded (and paid at once for an auto-approved task) by an account
+//! with a verified email within the daily caps (per account and per client address), then
+//! approved (paid once) or rejected by an admin; each step audited.
 
 use rusqlite::Transaction;
 use serde_json::json;
 
 use super::store::{self, NewClaim, Task};
 use super::{AdminClaimView, ClaimStatus, ClaimView};
+use crate::accounts::ops as accounts;
 use crate::http::error::{ApiError, ApiResult, Throttle};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::Millis;
@@ -23,15 +25,30 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Records a claim (one per task and user, one account per handle and task), enforces the
-/// daily cap, and pays an auto-approved task at once; all in the caller's transaction.
+/// What a claim must pass besides the task's own rules (the `social_*` settings).
+#[derive(Debug, Clone, Copy)]
+pub struct RewardRules {
+    /// Only accounts whose email is verified may claim.
+    pub require_verified_email: bool,
+    /// Most reward tokens one account may claim per UTC day.
+    pub daily_cap: i64,
+    /// Most reward tokens claimed per UTC day from one client address, all accounts together.
+    pub daily_cap_per_ip: i64,
+}
+
+/// Records a claim (one per task and user, one account per handle and task) of an account
+/// the rules allow, enforces the daily caps, and pays an auto-approved task at once; all in
+/// the caller's transaction.
 pub fn create_claim(
     tx: &Transaction<'_>,
     claim: &NewClaim<'_>,
-    cap: i64,
+    rules: &RewardRules,
     actor: &Actor,
     now: Millis,
 ) -> ApiResult<ClaimView> {
+    if rules.require_verified_email {
+        require_verified_email(tx, claim.user_id)?;
+    }
     let task = store::active_task(tx, claim.task_id)?.ok_or(ApiError::NotFound)?;
     let id = ClaimId::from(uuid::Uuid::now_v7().to_string());
     let status = if task.auto_approve {
@@ -44,7 +61,7 @@ pub fn create_claim(
         Err(e) if is_unique_violation(&e) => return Err(claim_conflict(tx, claim, &task)?),
         Err(e) => return Err(e.into()),
     }
-    check_daily_cap(tx, claim.user_id, cap, now)?;
+    check_daily_caps(tx, claim, rules, now)?;
     if task.auto_approve {
         let lot = grant_reward(
             tx,
@@ -81,24 +98,64 @@ fn claim_conflict(tx: &Transaction<'_>, claim: &NewClaim<'_>, task: &Task) -> Ap
     ))
 }
 
-/// The caller's pending and approved rewards claimed today (UTC), this claim included, must fit the cap.
-fn check_daily_cap(tx: &Transaction<'_>, user_id: &UserId, cap: i64, now: Millis) -> ApiResult<()> {
-    let day_start = now.div_euclid(DAY_MS) * DAY_MS;
-    let claimed = store::rewards_claimed(tx, user_id, day_start, day_start + DAY_MS)?;
-    if claimed <= cap {
+/// An account that has not verified its email is refused (farming needs no inbox otherwise).
+fn require_verified_email(tx: &Transaction<'_>, user_id: &UserId) -> ApiResult<()> {
+    if accounts::find_user(tx, user_id)?.is_some_and(|u| u.email_verified) {
         return Ok(());
     }
+    Err(ApiError::EmailNotVerified(
+        "verify your email address before claiming social rewards: follow the link we emailed you, or ask for a new one with POST /api/auth/resend-verification",
+    ))
+}
+
+/// The pending and approved rewards claimed today (UTC), this claim included, must fit
+/// the caller's cap and the cap of the client address (all accounts together).
+fn check_daily_caps(
+    tx: &Transaction<'_>,
+    claim: &NewClaim<'_>,
+    rules: &RewardRules,
+    now: Millis,
+) -> ApiResult<()> {
+    let day_start = now.div_euclid(DAY_MS) * DAY_MS;
+    let (from, to) = (day_start, day_start + DAY_MS);
+    let claimed = store::rewards_claimed(tx, claim.user_id, from, to)?;
+    if claimed > rules.daily_cap {
+        let cap = rules.daily_cap;
+        return Err(over_cap(
+            cap,
+            day_start,
+            now,
+            format!(
+                "this claim would take today's social rewards to {claimed} tokens, over the daily cap of {cap}; try again after midnight UTC"
+            ),
+        ));
+    }
+    let claimed = store::rewards_claimed_from(tx, claim.client_ip, from, to)?;
+    if claimed > rules.daily_cap_per_ip {
+        let cap = rules.daily_cap_per_ip;
+        return Err(over_cap(
+            cap,
+            day_start,
+            now,
+            format!(
+                "this claim would take today's social rewards claimed from your network address to {claimed} tokens, over the daily cap of {cap} per address; try again after midnight UTC"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The 429 of a daily cap, retried after the next UTC midnight.
+fn over_cap(cap: i64, day_start: Millis, now: Millis, detail: String) -> ApiError {
     let retry_after_ms = day_start + DAY_MS - now;
-    Err(ApiError::TooManyRequests {
-        detail: format!(
-            "this claim would take today's social rewards to {claimed} tokens, over the daily cap of {cap}; try again after midnight UTC"
-        ),
+    ApiError::TooManyRequests {
+        detail,
         throttle: Throttle {
             retry_after_secs: u64::try_from((retry_after_ms + 999) / 1000).unwrap_or(1),
             limit: u32::try_from(cap).unwrap_or(u32::MAX),
             window_secs: 86_400,
         },
-    })
+    }
 }
 
 /// Mints the claim's reward lot; the claim id is the lot's reference, so it pays once.

@@ -127,6 +127,8 @@ pub struct NewClaim<'a> {
     pub task_id: &'a str,
     pub proof_url: &'a str,
     pub handle: Option<&'a str>,
+    /// The client address it came from, as per-IP limits key it (`ClientInfo::ip_key`).
+    pub client_ip: &'a str,
 }
 
 /// Records a claim on `task` as `status`; fails on a uniqueness rule (one claim per task
@@ -141,8 +143,8 @@ pub fn insert_claim(
 ) -> rusqlite::Result<usize> {
     tx.execute(
         "INSERT INTO social_engagements
-            (id, user_id, task_id, platform, action, url, handle, reward_tokens, status, created_at, reviewed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            (id, user_id, task_id, platform, action, url, handle, reward_tokens, status, created_at, reviewed_at, client_ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             id,
             claim.user_id,
@@ -154,7 +156,8 @@ pub fn insert_claim(
             task.reward_tokens,
             status,
             now,
-            task.auto_approve.then_some(now)
+            task.auto_approve.then_some(now),
+            claim.client_ip
         ],
     )
 }
@@ -185,6 +188,28 @@ pub fn rewards_claimed(
          WHERE user_id = ?1 AND status IN (?4, ?5) AND created_at >= ?2 AND created_at < ?3",
         params![
             user_id,
+            from,
+            to,
+            ClaimStatus::Pending,
+            ClaimStatus::Approved
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// The pending and approved rewards claimed from client address `client_ip` in
+/// `[from, to)`, by every account.
+pub fn rewards_claimed_from(
+    tx: &Transaction<'_>,
+    client_ip: &str,
+    from: Millis,
+    to: Millis,
+) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "SELECT COALESCE(SUM(reward_tokens), 0) FROM social_engagements
+         WHERE client_ip = ?1 AND status IN (?4, ?5) AND created_at >= ?2 AND created_at < ?3",
+        params![
+            client_ip,
             from,
             to,
             ClaimStatus::Pending,

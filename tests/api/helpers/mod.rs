@@ -3,11 +3,13 @@
 mod app;
 mod builders;
 mod client;
+mod rewards;
 mod rows;
 mod tools;
 
 pub use app::*;
 pub use builders::*;
 pub use client::*;
+pub use rewards::*;
 pub use rows::*;
 pub use tools::*;
