@@ -1,4 +1,4 @@
-//! The account emails: address verification and password reset.
+//! The account emails: address verification, password reset and a lockout's unlock link.
 
 use crate::platform::mail::Email;
 
@@ -30,6 +30,22 @@ pub fn password_reset(base_url: &str, to: &str, token: &str) -> Email {
         "Choose a new password",
         &link,
         "If it was not you, ignore this message: your password stays as it is.",
+    )
+}
+
+/// Sent when failed logins lock an account; the link lifts the lock.
+pub fn account_locked(base_url: &str, to: &str, token: &str) -> Email {
+    let link = format!(
+        "{}/unlock-account#token={token}",
+        base_url.trim_end_matches('/')
+    );
+    Email::with_link(
+        to,
+        "Your account was locked after failed logins",
+        "Several wrong passwords were tried for your audiostudio account, so logging in is blocked for a while. If that was you, the link below lifts the lock at once.",
+        "Unlock my account",
+        &link,
+        "If it was not you, someone may be guessing your password: use the link, then choose a new password if it could be guessed.",
     )
 }
 

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod emails;
+pub mod lockout;
 pub mod one_time;
 pub mod ops;
 pub mod store;
@@ -11,13 +12,15 @@ use rocket::{Build, Rocket, Route, routes};
 use utoipa::OpenApi;
 
 use api::{
-    change_password, login, logout, password_reset, profile, refresh, register, sessions,
+    change_password, login, logout, password_reset, profile, refresh, register, sessions, unlock,
     verify_email,
 };
 
 /// Mounts the account routes under `/api/auth`.
 pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
-    rocket.mount("/api/auth", routes())
+    rocket
+        .manage(lockout::ShadowCounters::default())
+        .mount("/api/auth", routes())
 }
 
 fn routes() -> Vec<Route> {
@@ -35,7 +38,8 @@ fn routes() -> Vec<Route> {
         password_reset::request_password_reset,
         password_reset::reset_password,
         verify_email::verify_email,
-        verify_email::resend_verification
+        verify_email::resend_verification,
+        unlock::unlock_account
     ]
 }
 
@@ -57,6 +61,7 @@ fn routes() -> Vec<Route> {
         password_reset::reset_password,
         verify_email::verify_email,
         verify_email::resend_verification,
+        unlock::unlock_account,
     ),
     components(schemas(crate::auth::sessions::SessionView))
 )]

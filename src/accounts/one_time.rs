@@ -47,19 +47,20 @@ pub fn consume(
     .optional()
 }
 
-/// Whether a token would be accepted now, without using it up.
-pub fn is_usable(
+/// The user a token would be accepted for now, without using it up.
+pub fn usable_by(
     conn: &Connection,
     token: &str,
     purpose: Purpose,
     now: Millis,
-) -> rusqlite::Result<bool> {
+) -> rusqlite::Result<Option<UserId>> {
     conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM one_time_tokens
-         WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3)",
+        "SELECT user_id FROM one_time_tokens
+         WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
         params![token_hash(token), purpose, now],
         |r| r.get(0),
     )
+    .optional()
 }
 
 /// Makes every outstanding token of that purpose unusable (e.g. after a reset).

@@ -18,7 +18,7 @@ pub struct NewAccount {
     role: Role,
 }
 
-/// Checks `password` against the policy and hashes it with the configured argon2
+/// Checks `password` against the policy (and that it is not the email) and hashes it with the configured argon2
 /// parameters, on this thread (it takes a moment). `email` is already valid, as
 /// [`validate::email`] returns it.
 pub fn new_account(
@@ -27,7 +27,7 @@ pub fn new_account(
     password: &str,
     role: Role,
 ) -> anyhow::Result<NewAccount> {
-    crate::auth::password::check_policy(password).map_err(|m| anyhow::anyhow!("password {m}"))?;
+    validate::account_password(password, email).map_err(|m| anyhow::anyhow!("password {m}"))?;
     let params = settings.argon2_params()?;
     Ok(NewAccount {
         email: validate::normalize_email(email),

@@ -38,9 +38,9 @@ pub struct ProfileView {
 /// What login needs to know about an account.
 pub struct Credentials {
     pub id: UserId,
+    pub email: String,
     pub password_hash: String,
     pub status: UserStatus,
-    pub locked_until: Option<Millis>,
 }
 
 const USER_COLUMNS: &str =
@@ -49,7 +49,7 @@ const USER_COLUMNS: &str =
 /// Every user with their profile row, if any.
 const USERS_WITH_PROFILES: &str = "users u LEFT JOIN user_profiles p ON p.user_id = u.id";
 
-const CREDENTIALS: &str = "SELECT id, password_hash, status, locked_until FROM users";
+const CREDENTIALS: &str = "SELECT id, password_hash, status, email FROM users";
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserView> {
     Ok(UserView {
@@ -146,7 +146,7 @@ fn credentials_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credentials> 
         id: r.get(0)?,
         password_hash: r.get(1)?,
         status: r.get(2)?,
-        locked_until: r.get(3)?,
+        email: r.get(3)?,
     })
 }
 
@@ -188,47 +188,6 @@ pub fn mark_email_verified(
         params![user_id, now],
     )?;
     Ok(())
-}
-
-/// The login-throttling policy, from settings.
-#[derive(Debug, Clone, Copy)]
-pub struct Lockout {
-    pub max_failures: u32,
-    pub window_ms: Millis,
-    pub lockout_ms: Millis,
-}
-
-/// Counts one failed login; returns when the account is locked until, if this failure locked it.
-pub fn record_login_failure(
-    tx: &Transaction<'_>,
-    user_id: &UserId,
-    now: Millis,
-    policy: &Lockout,
-) -> rusqlite::Result<Option<Millis>> {
-    let (count, window_start): (u32, Option<Millis>) = tx.query_row(
-        "SELECT failed_login_count, failed_login_window_start FROM users WHERE id = ?1",
-        [user_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
-    let (count, window_start) = match window_start {
-        Some(start) if now.saturating_sub(start) <= policy.window_ms => {
-            (count.saturating_add(1), start)
-        }
-        _ => (1, now),
-    };
-    if count >= policy.max_failures {
-        let until = now.saturating_add(policy.lockout_ms);
-        tx.execute(
-            "UPDATE users SET failed_login_count = 0, failed_login_window_start = NULL, locked_until = ?2 WHERE id = ?1",
-            params![user_id, until],
-        )?;
-        return Ok(Some(until));
-    }
-    tx.execute(
-        "UPDATE users SET failed_login_count = ?2, failed_login_window_start = ?3 WHERE id = ?1",
-        params![user_id, count, window_start],
-    )?;
-    Ok(None)
 }
 
 pub fn clear_login_failures(tx: &Transaction<'_>, user_id: &UserId) -> rusqlite::Result<()> {

@@ -8,6 +8,7 @@ use rand::RngCore;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use super::derived::DerivedKey;
 use super::roles::Role;
 use crate::platform::config::Settings;
 use crate::platform::ids::{SessionId, UserId};
@@ -32,6 +33,7 @@ pub struct JwtKeys {
     issuer: String,
     audience: String,
     pub ttl_secs: i64,
+    derived: DerivedKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +60,13 @@ impl JwtKeys {
             issuer: settings.auth.jwt_issuer.clone(),
             audience: settings.auth.jwt_audience.clone(),
             ttl_secs: i64::try_from(settings.auth.access_token_ttl_secs).unwrap_or(i64::MAX),
+            derived: DerivedKey::from_secret(secret),
         }
+    }
+
+    /// The key derived from the same secret, for MACs that are not access tokens.
+    pub fn derived(&self) -> &DerivedKey {
+        &self.derived
     }
 
     pub fn issue(

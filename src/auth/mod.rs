@@ -1,5 +1,6 @@
 //! Authentication: password hashing, access tokens, sessions and the request guards built on them.
 
+pub mod derived;
 pub mod jwt;
 pub mod password;
 pub mod roles;

@@ -17,7 +17,8 @@ pub const MAX_LEN: usize = 128;
 static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
     LazyLock::new(|| include_str!("common_passwords.txt").lines().collect());
 
-/// Checks a new password against the policy: 8 to 128 characters, not a common password.
+/// Checks a new password against the policy: 8 to 128 characters, not only whitespace,
+/// not a common password.
 pub fn check_policy(password: &str) -> Result<(), String> {
     let len = password.chars().count();
     if len < MIN_LEN {
@@ -25,6 +26,9 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     }
     if len > MAX_LEN {
         return Err(format!("must be at most {MAX_LEN} characters"));
+    }
+    if password.trim().is_empty() {
+        return Err("must not be only whitespace".into());
     }
     if COMMON_PASSWORDS.contains(password.to_lowercase().as_str()) {
         return Err("is too common; choose a less guessable password".into());
@@ -158,6 +162,8 @@ mod tests {
         assert!(check_policy("PassWord").is_err());
         assert!(check_policy("correct horse battery staple").is_ok());
         assert!(check_policy(&"é".repeat(8)).is_ok());
+        assert!(check_policy(&" ".repeat(12)).is_err());
+        assert!(check_policy("\t\n \u{a0}\u{2003}   \t ").is_err());
         assert!(COMMON_PASSWORDS.len() > 3000);
     }
 

@@ -4,6 +4,10 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::derived::DerivedKey;
 use super::roles::{Role, UserStatus};
 use crate::platform::client::ClientInfo;
 use crate::platform::clock::{Millis, rfc3339};
@@ -27,11 +31,27 @@ pub struct NewSession {
     pub refresh_token: String,
 }
 
+/// How long a session lasts: at most `absolute_ms` after it opened, and at most `idle_ms`
+/// after its last use (a refresh). `sessions.expires_at` holds the sooner of the two.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetime {
+    pub absolute_ms: Millis,
+    pub idle_ms: Millis,
+}
+
+impl Lifetime {
+    fn expiry(&self, created_at: Millis, now: Millis) -> Millis {
+        created_at
+            .saturating_add(self.absolute_ms)
+            .min(now.saturating_add(self.idle_ms))
+    }
+}
+
 pub fn create(
     tx: &Transaction<'_>,
     user_id: &UserId,
     now: Millis,
-    ttl_ms: Millis,
+    lifetime: Lifetime,
     client: &ClientInfo,
 ) -> rusqlite::Result<NewSession> {
     let session_id = SessionId::from(uuid::Uuid::now_v7().to_string());
@@ -42,29 +62,36 @@ pub fn create(
             session_id,
             user_id,
             now,
-            now.saturating_add(ttl_ms),
+            lifetime.expiry(now, now),
             client.ip.map(|ip| ip.to_string()),
             client.user_agent
         ],
     )?;
-    let refresh_token = issue_refresh_token(tx, &session_id, now)?;
+    let (refresh_token, hash) = new_opaque_token();
+    insert_refresh_token(tx, &hash, &session_id, now)?;
     Ok(NewSession {
         session_id,
         refresh_token,
     })
 }
 
-fn issue_refresh_token(
+fn insert_refresh_token(
     tx: &Transaction<'_>,
+    hash: &str,
     session_id: &SessionId,
     now: Millis,
-) -> rusqlite::Result<String> {
-    let (token, hash) = new_opaque_token();
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO refresh_tokens (token_hash, session_id, issued_at) VALUES (?1, ?2, ?3)",
         params![hash, session_id, now],
     )?;
-    Ok(token)
+    Ok(())
+}
+
+/// The refresh token that replaces `token`: derived, not random, so a second exchange
+/// inside the grace window gets the same one again and nothing but its hash is stored.
+fn successor_of(key: &DerivedKey, token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(key.mac("refresh-token successor", token.as_bytes()))
 }
 
 pub enum Refresh {
@@ -86,6 +113,7 @@ struct Presented {
     session_id: SessionId,
     user_id: UserId,
     rotated_at: Option<Millis>,
+    created_at: Millis,
     /// Whether the session is unrevoked and unexpired and its user active.
     live: bool,
 }
@@ -96,7 +124,8 @@ fn presented(
     now: Millis,
 ) -> rusqlite::Result<Option<Presented>> {
     tx.query_row(
-        "SELECT rt.session_id, rt.rotated_at, s.user_id, s.revoked_at, s.expires_at, u.status
+        "SELECT rt.session_id, rt.rotated_at, s.user_id, s.revoked_at, s.expires_at, u.status,
+                s.created_at
          FROM refresh_tokens rt
          JOIN sessions s ON s.id = rt.session_id
          JOIN users u ON u.id = s.user_id
@@ -110,6 +139,7 @@ fn presented(
                 session_id: r.get(0)?,
                 rotated_at: r.get(1)?,
                 user_id: r.get(2)?,
+                created_at: r.get(6)?,
                 live: revoked_at.is_none() && expires_at > now && status == UserStatus::Active,
             })
         },
@@ -117,55 +147,77 @@ fn presented(
     .optional()
 }
 
-/// Exchanges a refresh token for a new one. A token rotated within `grace_ms` is still
-/// honoured (two tabs refreshing at once); an older rotated token revokes the session.
+/// How refresh tokens are exchanged: reuse grace, session lifetime, successor key.
+pub struct Rotation<'a> {
+    pub grace_ms: Millis,
+    pub lifetime: Lifetime,
+    pub key: &'a DerivedKey,
+}
+
+/// Exchanges a refresh token for its successor. Within `grace_ms` of the first exchange
+/// the exchange is idempotent: the same successor again (two tabs, or a thief racing the
+/// client, share one branch). A rotated token presented later revokes the session.
 pub fn rotate(
     tx: &Transaction<'_>,
     presented_token: &str,
     now: Millis,
-    grace_ms: Millis,
+    rotation: &Rotation<'_>,
 ) -> rusqlite::Result<Refresh> {
     let Some(Presented {
         session_id,
         user_id,
         rotated_at,
+        created_at,
         live: true,
     }) = presented(tx, presented_token, now)?
     else {
         return Ok(Refresh::Invalid);
     };
-    if let Some(rotated_at) = rotated_at
-        && now.saturating_sub(rotated_at) > grace_ms
-    {
-        revoke(
-            tx,
-            &user_id,
-            &session_id,
-            RevokeReason::RefreshTokenReuse,
-            now,
-        )?;
-        return Ok(Refresh::Reused {
-            session_id,
-            user_id,
-        });
+    let successor = successor_of(rotation.key, presented_token);
+    match rotated_at {
+        Some(at) if now.saturating_sub(at) > rotation.grace_ms => {
+            let reason = RevokeReason::RefreshTokenReuse;
+            revoke(tx, &user_id, &session_id, reason, now)?;
+            return Ok(Refresh::Reused {
+                session_id,
+                user_id,
+            });
+        }
+        // Within the grace window: the successor already issued (unless the signing
+        // secret changed since, which leaves nothing to hand out again).
+        Some(_) if !refresh_token_exists(tx, &token_hash(&successor), &session_id)? => {
+            return Ok(Refresh::Invalid);
+        }
+        Some(_) => {}
+        None => {
+            tx.execute(
+                "UPDATE refresh_tokens SET rotated_at = ?2 WHERE token_hash = ?1",
+                params![token_hash(presented_token), now],
+            )?;
+            insert_refresh_token(tx, &token_hash(&successor), &session_id, now)?;
+        }
     }
-    // Only the presented token is used up. Inside the grace window a second tab may
-    // exchange the same token again, which leaves the session with two live branches
-    // until each is used: logging a tab out at random would be worse.
     tx.execute(
-        "UPDATE refresh_tokens SET rotated_at = ?2 WHERE token_hash = ?1 AND rotated_at IS NULL",
-        params![token_hash(presented_token), now],
+        "UPDATE sessions SET last_used_at = ?2, expires_at = ?3 WHERE id = ?1",
+        params![session_id, now, rotation.lifetime.expiry(created_at, now)],
     )?;
-    tx.execute(
-        "UPDATE sessions SET last_used_at = ?2 WHERE id = ?1",
-        params![session_id, now],
-    )?;
-    let refresh_token = issue_refresh_token(tx, &session_id, now)?;
     Ok(Refresh::Rotated {
         session_id,
         user_id,
-        refresh_token,
+        refresh_token: successor,
     })
+}
+
+fn refresh_token_exists(
+    tx: &Transaction<'_>,
+    hash: &str,
+    session_id: &SessionId,
+) -> rusqlite::Result<bool> {
+    tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE token_hash = ?1 AND session_id = ?2)",
+        params![hash, session_id],
+        |r| r.get(0),
+    )
 }
 
 /// Revokes one session of `user_id`; returns whether it was theirs and not yet revoked.

@@ -9,6 +9,7 @@ mod email;
 mod fake_stripe;
 mod helpers;
 mod ledger;
+mod security_auth;
 mod security_rewards;
 mod security_seed;
 mod social;

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{AccountLockout, RevokedResponse, end_sessions};
+use super::{RevokedResponse, end_sessions};
+use crate::accounts::lockout::{self, AccountLockout, LockNotice};
 use crate::accounts::one_time::{self, Purpose};
 use crate::accounts::store::{self, Credentials};
 use crate::accounts::validate;
@@ -49,10 +50,19 @@ pub async fn change_password(
     let mut checks = Checks::default();
     let new_password = checks.field("new_password", validate::new_password(&body.new_password));
     let new_password = checks.finish(new_password)?;
-    if body.current_password.chars().count() > MAX_LEN {
-        return Err(incorrect());
-    }
-    let account = verify_current(app, &user, &client, body.current_password).await?;
+    let user_id = user.user_id.clone();
+    let account = app
+        .db
+        .read(move |c| Ok::<_, ApiError>(store::credentials_by_id(c, &user_id)?))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut checks = Checks::default();
+    let personal = checks.field(
+        "new_password",
+        validate::not_personal(&body.new_password, &account.email),
+    );
+    checks.finish(personal)?;
+    verify_current(app, &user, &client, &account, body.current_password).await?;
     let new_hash = app.hasher.hash(new_password).await?;
     let now = app.clock.now_ms();
     let count = app
@@ -76,6 +86,7 @@ pub async fn change_password(
                     "the password was changed meanwhile; try again".into(),
                 ));
             }
+            store::clear_login_failures(tx, &user.user_id)?;
             one_time::expire_all(tx, &user.user_id, Purpose::ResetPassword, now)?;
             let (keep, actor) = (Some(&user.session_id), Actor::user(&user.user_id, &client));
             let (reason, action) = (RevokeReason::PasswordChanged, "auth.password_changed");
@@ -89,43 +100,65 @@ pub async fn change_password(
     }))
 }
 
-/// The caller's credentials, once `current` is proven to be their password. Guessing it
-/// counts as failed logins: a stolen access token must not allow unlimited guesses.
+/// Proves `current` is the caller's password. Guessing it counts as failed logins (the
+/// same reservation as login): a stolen access token must not allow unlimited guesses.
 async fn verify_current(
     app: &App,
     user: &AuthUser,
     client: &ClientInfo,
+    account: &Credentials,
     current: String,
-) -> ApiResult<Credentials> {
-    let user_id = user.user_id.clone();
-    let account = app
+) -> ApiResult<()> {
+    let (lockout, now, user_id) = (
+        AccountLockout::of(app),
+        app.clock.now_ms(),
+        account.id.clone(),
+    );
+    let reservation = app
         .db
-        .read(move |c| Ok::<_, ApiError>(store::credentials_by_id(c, &user_id)?))
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let lockout = AccountLockout::of(app);
-    lockout.refuse_if_locked(account.locked_until, app.clock.now_ms())?;
-    let stored = Some(account.password_hash.clone());
-    let verified = app
-        .hasher
-        .verify(SecretString::from(current), stored)
+        .write(move |tx| {
+            Ok::<_, ApiError>(lockout::reserve_account(
+                tx,
+                &user_id,
+                now,
+                &lockout.policy,
+            )?)
+        })
         .await?;
-    if verified.matches {
-        return Ok(account);
+    let locks_until = lockout.admit(reservation, now)?;
+    // No account has a longer password; hashing megabytes of input would only cost us.
+    if current.chars().count() <= MAX_LEN {
+        let stored = Some(account.password_hash.clone());
+        let verified = app
+            .hasher
+            .verify(SecretString::from(current), stored)
+            .await?;
+        if verified.matches {
+            return Ok(());
+        }
     }
     let (now, actor, user_id) = (
         app.clock.now_ms(),
         Actor::user(&user.user_id, client),
         user.user_id.clone(),
     );
-    app.db
+    let notice = LockNotice::new(app, account, locks_until);
+    let queued = app
+        .db
         .write(move |tx| {
-            let locked_until = store::record_login_failure(tx, &user_id, now, &lockout.policy)?;
             let event = Event::new("auth.password_change_failed")
                 .target("user", &user_id)
-                .details(json!({ "locked": locked_until.is_some() }));
-            Ok::<_, ApiError>(audit::record(tx, now, &actor, event)?)
+                .details(json!({ "locked": locks_until.is_some() }));
+            audit::record(tx, now, &actor, event)?;
+            let queued = match &notice {
+                Some(notice) => notice.send(tx, now)?,
+                None => false,
+            };
+            Ok::<_, ApiError>(queued)
         })
         .await?;
+    if queued {
+        app.mail_wakeup.notify_one();
+    }
     Err(incorrect())
 }

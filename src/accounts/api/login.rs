@@ -1,5 +1,6 @@
 //! `POST /api/auth/login`: email and password in, a new session out, in four steps:
-//! refuse a locked account, verify the password, record a failure, open the session.
+//! reserve an attempt (or refuse a locked account), verify the password, record a
+//! failure, open the session.
 
 use rocket::serde::json::Json;
 use rocket::{State, post};
@@ -8,7 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{AccountLockout, AuthResponse, auth_response, refresh_ttl_ms};
+use super::{AuthResponse, auth_response, session_lifetime};
+use crate::accounts::lockout::{self, AccountLockout, LockNotice, ShadowCounters};
 use crate::accounts::store::{self, Credentials, UserView};
 use crate::accounts::validate;
 use crate::auth::password::{MAX_LEN, Verified};
@@ -17,7 +19,7 @@ use crate::auth::sessions::{self, NewSession};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
-use crate::platform::ids::UserId;
+use crate::platform::clock::Millis;
 use crate::state::App;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -43,90 +45,114 @@ fn invalid_credentials() -> ApiError {
 #[post("/login", data = "<body>")]
 pub async fn login(
     app: &State<App>,
+    shadow: &State<ShadowCounters>,
     client: ClientInfo,
     body: JsonBody<'_, LoginRequest>,
 ) -> ApiResult<Json<AuthResponse>> {
     let body = parse_body(body)?;
     app.limits.login_per_ip.check(&client.ip_key())?;
-    // No account has a longer password; hashing megabytes of input would only cost us.
-    if body.password.chars().count() > MAX_LEN {
-        return Err(invalid_credentials());
-    }
     let email = validate::normalize_email(&body.email);
-    let lookup = email.clone();
-    let account = app
-        .db
-        .read(move |c| Ok::<_, ApiError>(store::find_credentials(c, &lookup)?))
-        .await?;
-    let lockout = AccountLockout::of(app);
-    lockout.refuse_if_locked(
-        account.as_ref().and_then(|a| a.locked_until),
-        app.clock.now_ms(),
-    )?;
-    let stored = account.as_ref().map(|a| a.password_hash.clone());
-    let verified = app
-        .hasher
-        .verify(SecretString::from(body.password), stored)
-        .await?;
-    let account = match account {
-        Some(account) if verified.matches => account,
-        other => {
-            record_failure(app, &client, email, other.map(|a| a.id), lockout).await?;
+    let (account, locks_until) = reserve(app, shadow.inner().clone(), email.clone()).await?;
+    // No account has a longer password; hashing megabytes of input would only cost us.
+    let verified = if body.password.chars().count() > MAX_LEN {
+        None
+    } else {
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
+        let password = SecretString::from(body.password);
+        Some(app.hasher.verify(password, stored).await?)
+    };
+    let (account, verified) = match (account, verified) {
+        (Some(account), Some(verified)) if verified.matches => (account, verified),
+        (account, _) => {
+            record_failure(app, &client, &email, account, locks_until).await?;
             return Err(invalid_credentials());
         }
     };
     if account.status != UserStatus::Active {
         return Err(ApiError::Unauthorized("this account is disabled"));
     }
-    let (user, session) = open_session(app, account, verified, client, lockout).await?;
+    let (user, session) = open_session(app, account, verified, client).await?;
     Ok(Json(auth_response(app, user, session)?))
 }
 
-/// Audits a failed login; a wrong password also counts towards the account's lockout.
+/// Counts this attempt against the account (or the unknown email) before any hashing;
+/// the account, if there is one, and when this attempt locks it, if it does.
+async fn reserve(
+    app: &App,
+    shadow: ShadowCounters,
+    email: String,
+) -> ApiResult<(Option<Credentials>, Option<Millis>)> {
+    let (lockout, now) = (AccountLockout::of(app), app.clock.now_ms());
+    let key = lockout::shadow_key(app.jwt.derived(), &email);
+    // Unknown emails take the same trip through the writer, so the answer takes as long.
+    let (account, reservation) = app
+        .db
+        .write(move |tx| {
+            let account = store::find_credentials(tx, &email)?;
+            let reservation = match &account {
+                Some(a) => lockout::reserve_account(tx, &a.id, now, &lockout.policy)?,
+                None => shadow.reserve(key, now, &lockout.policy),
+            };
+            Ok::<_, ApiError>((account, reservation))
+        })
+        .await?;
+    let locks_until = lockout.admit(reservation, now)?;
+    Ok((account, locks_until))
+}
+
+/// Audits a failed login (already counted by its reservation); when this attempt locked
+/// the account, its owner gets the unlock link.
 async fn record_failure(
     app: &App,
     client: &ClientInfo,
-    email: String,
-    account: Option<UserId>,
-    lockout: AccountLockout,
+    email: &str,
+    account: Option<Credentials>,
+    locks_until: Option<Millis>,
 ) -> ApiResult<()> {
     let (now, actor) = (app.clock.now_ms(), Actor::anonymous(client));
-    app.db
+    let digest = lockout::typed_email_digest(app.jwt.derived(), email);
+    let notice = account
+        .as_ref()
+        .and_then(|a| LockNotice::new(app, a, locks_until));
+    let queued = app
+        .db
         .write(move |tx| {
             let event = Event::new("auth.login_failed");
             let event = match &account {
-                None => {
-                    let email: String = email.chars().take(validate::MAX_EMAIL_LEN).collect();
-                    event.details(json!({ "email": email, "reason": "unknown_email" }))
-                }
-                Some(user_id) => {
-                    let locked = store::record_login_failure(tx, user_id, now, &lockout.policy)?;
-                    event
-                        .target("user", user_id)
-                        .details(json!({ "reason": "wrong_password", "locked": locked.is_some() }))
-                }
+                None => event.details(json!({ "email_digest": digest, "reason": "unknown_email" })),
+                Some(account) => event.target("user", &account.id).details(
+                    json!({ "reason": "wrong_password", "locked": locks_until.is_some() }),
+                ),
             };
-            Ok::<_, ApiError>(audit::record(tx, now, &actor, event)?)
+            audit::record(tx, now, &actor, event)?;
+            let queued = match &notice {
+                Some(notice) => notice.send(tx, now)?,
+                None => false,
+            };
+            Ok::<_, ApiError>(queued)
         })
-        .await
+        .await?;
+    if queued {
+        app.mail_wakeup.notify_one();
+    }
+    Ok(())
 }
 
 /// Opens the session of a verified login, unless the account changed since it was read.
+/// A lock set meanwhile does not stop it: this attempt was counted before it was checked.
 async fn open_session(
     app: &App,
     account: Credentials,
     verified: Verified,
     client: ClientInfo,
-    lockout: AccountLockout,
 ) -> ApiResult<(UserView, NewSession)> {
-    let (now, ttl) = (app.clock.now_ms(), refresh_ttl_ms(app));
+    let (now, lifetime) = (app.clock.now_ms(), session_lifetime(app));
     app.db
         .write(move |tx| {
-            // The hash was checked outside this transaction: if the account was locked,
-            // disabled or given a new password meanwhile, this login no longer counts.
+            // The hash was checked outside this transaction: if the account was disabled
+            // or given a new password meanwhile, this login no longer counts.
             let current =
                 store::credentials_by_id(tx, &account.id)?.ok_or_else(invalid_credentials)?;
-            lockout.refuse_if_locked(current.locked_until, now)?;
             if current.password_hash != account.password_hash
                 || current.status != UserStatus::Active
             {
@@ -136,7 +162,7 @@ async fn open_session(
             if let Some(hash) = &verified.rehashed {
                 store::replace_password_hash(tx, &account.id, &account.password_hash, hash, now)?;
             }
-            let session = sessions::create(tx, &account.id, now, ttl, &client)?;
+            let session = sessions::create(tx, &account.id, now, lifetime, &client)?;
             audit::record(
                 tx,
                 now,

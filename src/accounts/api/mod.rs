@@ -8,6 +8,7 @@ pub mod profile;
 pub mod refresh;
 pub mod register;
 pub mod sessions;
+pub mod unlock;
 pub mod verify_email;
 
 use rocket::serde::json::Json;
@@ -17,9 +18,9 @@ use utoipa::ToSchema;
 use rusqlite::Transaction;
 use serde_json::json;
 
-use super::store::{Lockout, UserView};
-use crate::auth::sessions::{NewSession, RevokeReason, revoke_all};
-use crate::http::error::{ApiError, ApiResult, Throttle};
+use super::store::UserView;
+use crate::auth::sessions::{Lifetime, NewSession, RevokeReason, revoke_all};
+use crate::http::error::{ApiError, ApiResult};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::Millis;
 use crate::platform::ids::{SessionId, UserId};
@@ -78,10 +79,15 @@ fn auth_response(app: &App, user: UserView, session: NewSession) -> ApiResult<Au
     })
 }
 
-fn refresh_ttl_ms(app: &App) -> Millis {
-    i64::try_from(app.settings.auth.refresh_token_ttl_days)
-        .unwrap_or(3650)
-        .saturating_mul(24 * 3600 * 1000)
+/// How long sessions last: `refresh_token_ttl_days` at most, `session_idle_timeout_secs` unused.
+fn session_lifetime(app: &App) -> Lifetime {
+    let auth = &app.settings.auth;
+    Lifetime {
+        absolute_ms: i64::try_from(auth.refresh_token_ttl_days)
+            .unwrap_or(3650)
+            .saturating_mul(24 * 3600 * 1000),
+        idle_ms: secs_to_ms(auth.session_idle_timeout_secs),
+    }
 }
 
 fn secs_to_ms(secs: u64) -> Millis {
@@ -111,45 +117,4 @@ fn end_sessions(
 /// The 422 of a one-time token that cannot be used.
 fn bad_token() -> ApiError {
     ApiError::field("token", "is invalid, already used or expired")
-}
-
-/// Failed password checks lock an account for a while (login and change-password both
-/// count); owned, so it can move into a write job.
-#[derive(Debug, Clone, Copy)]
-struct AccountLockout {
-    policy: Lockout,
-    window_secs: u64,
-}
-
-impl AccountLockout {
-    fn of(app: &App) -> AccountLockout {
-        let settings = &app.settings;
-        AccountLockout {
-            policy: Lockout {
-                max_failures: settings.auth.login_max_failures,
-                window_ms: secs_to_ms(settings.auth.login_failure_window_secs),
-                lockout_ms: secs_to_ms(settings.auth.login_lockout_secs),
-            },
-            window_secs: settings.auth.login_failure_window_secs,
-        }
-    }
-
-    /// The 429 of an account locked `until`, unless that has passed.
-    fn refuse_if_locked(&self, locked_until: Option<Millis>, now: Millis) -> ApiResult<()> {
-        match locked_until.filter(|until| *until > now) {
-            None => Ok(()),
-            Some(until) => Err(ApiError::TooManyRequests {
-                detail: "too many failed logins for this account; try again later".into(),
-                throttle: Throttle {
-                    retry_after_secs: u64::try_from(
-                        until.saturating_sub(now).saturating_add(999) / 1000,
-                    )
-                    .unwrap_or(1)
-                    .max(1),
-                    limit: self.policy.max_failures,
-                    window_secs: self.window_secs,
-                },
-            }),
-        }
-    }
 }

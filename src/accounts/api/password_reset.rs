@@ -124,15 +124,23 @@ pub async fn reset_password(
     // Check the token before paying for a hash; it is consumed only in the write below.
     let (token, now) = (body.token, app.clock.now_ms());
     let probe = token.clone();
-    let usable = app
+    let owner = app
         .db
         .read(move |c| {
-            Ok::<_, ApiError>(one_time::is_usable(c, &probe, Purpose::ResetPassword, now)?)
+            let user = match one_time::usable_by(c, &probe, Purpose::ResetPassword, now)? {
+                Some(user_id) => store::find_user(c, &user_id)?,
+                None => None,
+            };
+            Ok::<_, ApiError>(user)
         })
         .await?;
-    if !usable {
-        return Err(bad_token());
-    }
+    let owner = owner.ok_or_else(bad_token)?;
+    let mut checks = Checks::default();
+    let personal = checks.field(
+        "new_password",
+        validate::not_personal(&body.new_password, &owner.email),
+    );
+    checks.finish(personal)?;
     let new_hash = app.hasher.hash(new_password).await?;
     let now = app.clock.now_ms();
     app.db

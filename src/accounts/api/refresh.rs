@@ -5,9 +5,9 @@ use rocket::{State, post};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{AuthResponse, auth_response, secs_to_ms};
+use super::{AuthResponse, auth_response, secs_to_ms, session_lifetime};
 use crate::accounts::store::{self, UserView};
-use crate::auth::sessions::{self, NewSession, Refresh};
+use crate::auth::sessions::{self, NewSession, Refresh, Rotation};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
@@ -21,8 +21,9 @@ pub struct RefreshRequest {
 
 /// Exchange a refresh token for a new access token and refresh token.
 ///
-/// Each refresh token works once. Presenting one that was already exchanged (outside a
-/// few seconds of grace for concurrent tabs) revokes the whole session.
+/// Each refresh token works once. Within a few seconds of grace (concurrent tabs) an
+/// exchange is repeatable and answers the same successor refresh token; presenting an
+/// exchanged token later revokes the whole session.
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new token pair", body = AuthResponse),
@@ -37,13 +38,22 @@ pub async fn refresh(
 ) -> ApiResult<Json<AuthResponse>> {
     let body = parse_body(body)?;
     let now = app.clock.now_ms();
-    let grace = secs_to_ms(app.settings.auth.refresh_reuse_grace_secs);
+    let (grace_ms, lifetime) = (
+        secs_to_ms(app.settings.auth.refresh_reuse_grace_secs),
+        session_lifetime(app),
+    );
+    let jwt = app.jwt.clone();
     // Every outcome commits (a reuse revokes the session and audits it); only then does
     // it become the answer.
     let rotated = app
         .db
-        .write(
-            move |tx| match sessions::rotate(tx, &body.refresh_token, now, grace)? {
+        .write(move |tx| {
+            let rotation = Rotation {
+                grace_ms,
+                lifetime,
+                key: jwt.derived(),
+            };
+            match sessions::rotate(tx, &body.refresh_token, now, &rotation)? {
                 Refresh::Rotated {
                     session_id,
                     user_id,
@@ -68,8 +78,8 @@ pub async fn refresh(
                     )))
                 }
                 Refresh::Invalid => Ok(Err(invalid())),
-            },
-        )
+            }
+        })
         .await?;
     let (user, session): (UserView, NewSession) = rotated?;
     Ok(Json(auth_response(app, user, session)?))

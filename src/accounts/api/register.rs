@@ -7,11 +7,11 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{AuthResponse, VERIFY_TOKEN_TTL_MS, auth_response, refresh_ttl_ms};
+use super::{AuthResponse, VERIFY_TOKEN_TTL_MS, auth_response, session_lifetime};
 use crate::accounts::store::{self, NewUser, UserView};
 use crate::accounts::{emails, one_time, validate};
 use crate::auth::roles::Role;
-use crate::auth::sessions::{self, NewSession};
+use crate::auth::sessions::{self, Lifetime, NewSession};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::validate::Checks;
 use crate::http::{ClientInfo, JsonBody, parse_body};
@@ -38,7 +38,10 @@ struct Registration {
 fn parse(body: &RegisterRequest) -> ApiResult<Registration> {
     let mut checks = Checks::default();
     let email = checks.field("email", validate::email(&body.email));
-    let password = checks.field("password", validate::new_password(&body.password));
+    let password = checks.field(
+        "password",
+        validate::account_password(&body.password, &body.email),
+    );
     let display_name = checks.field(
         "display_name",
         body.display_name
@@ -88,7 +91,7 @@ pub async fn register(
     let password_hash = app.hasher.hash(registration.password).await?;
     let now = app.clock.now_ms();
     let (ttl, base_url) = (
-        refresh_ttl_ms(app),
+        session_lifetime(app),
         app.settings.server.public_base_url.clone(),
     );
     let (email, display_name) = (registration.email, registration.display_name);
@@ -114,12 +117,12 @@ fn open_account(
     tx: &rusqlite::Transaction<'_>,
     new: &NewUser<'_>,
     now: Millis,
-    ttl: Millis,
+    lifetime: Lifetime,
     client: &ClientInfo,
     base_url: &str,
 ) -> ApiResult<(UserView, NewSession)> {
     let user_id = store::insert(tx, new, now)?.ok_or_else(taken)?;
-    let session = sessions::create(tx, &user_id, now, ttl, client)?;
+    let session = sessions::create(tx, &user_id, now, lifetime, client)?;
     let token = one_time::issue(
         tx,
         &user_id,

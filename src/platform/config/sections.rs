@@ -59,6 +59,8 @@ settings_section! {
         login_max_failures: u32 = 5,
         login_failure_window_secs: u64 = 15 * 60,
         login_lockout_secs: u64 = 15 * 60,
+        /// A session unused (not refreshed) this long ends, whatever its absolute lifetime.
+        session_idle_timeout_secs: u64 = 7 * 24 * 3600,
     }
 }
 

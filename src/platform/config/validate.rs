@@ -89,7 +89,19 @@ impl Auth {
                 );
             }
         }
-        at_most_ten_years(&[("refresh_reuse_grace_secs", self.refresh_reuse_grace_secs)])
+        at_most_ten_years(&[
+            ("refresh_reuse_grace_secs", self.refresh_reuse_grace_secs),
+            ("session_idle_timeout_secs", self.session_idle_timeout_secs),
+        ])?;
+        if self.session_idle_timeout_secs < self.access_token_ttl_secs {
+            bail!(
+                "invalid configuration: session_idle_timeout_secs = {} is shorter than access_token_ttl_secs = {}\nfix: a client refreshes only when its access token expires; use at least {}",
+                self.session_idle_timeout_secs,
+                self.access_token_ttl_secs,
+                self.access_token_ttl_secs
+            );
+        }
+        Ok(())
     }
 }
 
