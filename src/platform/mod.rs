@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod db;
 pub mod ids;
 pub mod mail;

@@ -2,5 +2,6 @@
 
 mod accounts;
 mod harness;
+mod security;
 mod stripe;
 mod tokens;
