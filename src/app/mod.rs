@@ -63,6 +63,8 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
             Box::pin(async move { workers::start(rocket) })
         }))
         .register("/", http::error::catchers())
+        // In front of every route: bodies that are not JSON get 415 before anything parses them.
+        .mount("/api", http::content_type::routes())
         .mount(
             "/",
             SwaggerUi::new("/api/docs/<_..>").url("/api/openapi.json", openapi::document()),

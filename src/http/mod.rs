@@ -1,5 +1,6 @@
 //! Cross-cutting HTTP concerns: request ids, the request log line, security headers, client info.
 
+pub mod content_type;
 pub mod error;
 pub mod idempotency;
 pub mod json;

@@ -9,6 +9,7 @@ mod email;
 mod fake_stripe;
 mod helpers;
 mod ledger;
+mod security_http;
 mod social;
 mod throttling;
 mod tokens;
