@@ -656,6 +656,9 @@ async fn health_reports_version_and_schema() {
     assert_eq!(reply.body["status"], "ok");
     assert_eq!(reply.body["schema_version"], latest_migration());
     assert_eq!(reply.body["database_reachable"], true);
+    // The version is for admins only (tests/api/security_http.rs).
+    let (admin_token, _) = admin(&app).await;
+    let reply = app.get("/health", Some(&admin_token)).await;
     assert_eq!(reply.body["version"], env!("CARGO_PKG_VERSION"));
 }
 

@@ -212,3 +212,168 @@ async fn the_stripe_webhook_takes_what_stripe_sends() {
         1
     );
 }
+
+#[rocket::async_test]
+async fn an_https_deployment_sends_hsts_unless_turned_off() {
+    // The test settings use https://studio.example.com.
+    let app = spawn_app().await;
+    for path in ["/health", "/api/auth/profile", "/nowhere", "/api/docs/"] {
+        let reply = app.get(path, None).await;
+        assert_eq!(
+            reply.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{path}"
+        );
+    }
+    let off = spawn_app_with(|f| f.merge(Serialized::global("hsts_max_age_secs", 0))).await;
+    let plain = spawn_app_with(|f| {
+        f.merge(Serialized::global(
+            "public_base_url",
+            "http://localhost:8000",
+        ))
+    })
+    .await;
+    for app in [&off, &plain] {
+        let reply = app.get("/health", None).await;
+        assert_eq!(reply.header("strict-transport-security"), None);
+    }
+}
+
+#[rocket::async_test]
+async fn no_response_names_the_server_software() {
+    let app = spawn_app().await;
+    for path in ["/health", "/nowhere", "/api/docs/", "/admin"] {
+        let reply = app.get(path, None).await;
+        assert_eq!(reply.header("server"), None, "{path}");
+    }
+}
+
+/// The `src`/`href` of every `<script>` and `<link>` of an HTML page, and the inline
+/// scripts and styles it carries (which a CSP without hashes would block).
+fn page_resources(html: &str) -> (Vec<String>, Vec<String>) {
+    let reference =
+        regex::Regex::new(r#"<(?:script|link)\b[^>]*?\b(?:src|href)="([^"]+)""#).unwrap();
+    let inline_script = regex::Regex::new(r"(?s)<script\b([^>]*)>(.*?)</script>").unwrap();
+    let resources = reference
+        .captures_iter(html)
+        .map(|c| c[1].to_owned())
+        .collect();
+    let mut inline: Vec<String> = inline_script
+        .captures_iter(html)
+        .filter(|c| !c[1].contains("src=") || !c[2].trim().is_empty())
+        .map(|c| c[0].to_owned())
+        .collect();
+    let handler_or_style =
+        regex::Regex::new(r"(?i)<style|\sstyle=|\son[a-z]+=|javascript:").unwrap();
+    inline.extend(
+        handler_or_style
+            .find_iter(html)
+            .map(|m| m.as_str().to_owned()),
+    );
+    (resources, inline)
+}
+
+/// The sources a policy's directive allows (`script-src 'self'` → `["'self'"]`).
+fn directive(csp: &str, name: &str) -> Vec<String> {
+    csp.split(';')
+        .map(str::trim)
+        .find_map(|d| d.strip_prefix(name).filter(|rest| rest.starts_with(' ')))
+        .map(|rest| rest.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Every `url(...)` of a stylesheet is a `data:` image the policy allows, or same-origin.
+fn assert_css_loads_allowed(path: &str, css: &str, csp: &str) {
+    let urls = regex::Regex::new(r#"url\(\s*["']?([^"')]+)"#).unwrap();
+    for url in urls.captures_iter(css) {
+        let allowed = if url[1].starts_with("data:") {
+            directive(csp, "img-src").contains(&"data:".to_owned())
+        } else {
+            !url[1].contains("//")
+        };
+        assert!(allowed, "{path} loads {}", &url[1]);
+    }
+}
+
+#[rocket::async_test]
+async fn the_api_docs_load_under_their_content_security_policy() {
+    let app = spawn_app().await;
+    let page = app.get("/api/docs/", None).await;
+    assert_eq!(page.status, Status::Ok);
+    let csp = page
+        .header("content-security-policy")
+        .expect("a CSP on the docs")
+        .to_owned();
+    assert_eq!(directive(&csp, "default-src"), ["'none'"]);
+    assert_eq!(
+        directive(&csp, "script-src"),
+        ["'self'"],
+        "no inline or eval'd script"
+    );
+    assert_eq!(directive(&csp, "frame-ancestors"), ["'none'"]);
+    assert!(directive(&csp, "connect-src").contains(&"'self'".to_owned()));
+
+    let (resources, inline) = page_resources(page.body.as_str().expect("an HTML page"));
+    assert!(
+        inline.is_empty(),
+        "inline code the CSP would block: {inline:?}"
+    );
+    assert!(resources.len() >= 5, "{resources:?}");
+    for resource in &resources {
+        // Relative references only: everything comes from this origin ('self').
+        assert!(!resource.contains("//"), "{resource} is not same-origin");
+        let path = format!("/api/docs/{}", resource.trim_start_matches("./"));
+        let reply = app.get(&path, None).await;
+        assert_eq!(reply.status, Status::Ok, "{path}");
+        assert_eq!(
+            reply.header("content-security-policy"),
+            Some(csp.as_str()),
+            "{path}"
+        );
+        if path.ends_with(".css") {
+            assert_css_loads_allowed(&path, reply.body.as_str().unwrap(), &csp);
+        }
+    }
+    // The initializer fetches the document from this origin and never the online validator.
+    let init = app.get("/api/docs/swagger-initializer.js", None).await;
+    let init = init.body.as_str().unwrap();
+    assert!(init.contains(r#""url": "/api/openapi.json""#), "{init}");
+    assert!(init.contains(r#""validatorUrl": "none""#), "{init}");
+    assert_eq!(app.get("/api/openapi.json", None).await.status, Status::Ok);
+}
+
+#[rocket::async_test]
+async fn health_tells_strangers_nothing_about_the_release() {
+    let app = spawn_app().await;
+    let (user_token, _) = user(&app, "ada@example.com").await;
+    let (admin_token, _) = admin(&app).await;
+    for token in [None, Some(user_token.as_str()), Some("not-a-token")] {
+        let reply = app.get("/health", token).await;
+        assert_eq!(reply.status, Status::Ok);
+        assert_eq!(reply.body["status"], "ok");
+        assert!(reply.body.get("version").is_none(), "{}", reply.body);
+        assert!(reply.body.get("email").is_none(), "{}", reply.body);
+    }
+    let reply = app.get("/health", Some(&admin_token)).await;
+    assert_eq!(reply.body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(reply.body["email"], "log (development)");
+
+    let open = spawn_app_with(|f| f.merge(Serialized::global("health_details_public", true))).await;
+    let reply = open.get("/health", None).await;
+    assert_eq!(reply.body["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[rocket::async_test]
+async fn a_client_request_id_is_echoed_but_never_replaces_ours() {
+    let app = spawn_app().await;
+    let request = app
+        .client
+        .get("/api/auth/profile")
+        .header(Header::new("X-Request-Id", "trace-abc-123"));
+    let reply = Reply::from(request.dispatch().await).await;
+    reply.assert_problem(401);
+    assert_eq!(reply.header("x-request-id"), Some("trace-abc-123"));
+    let ours = reply.body["request_id"].as_str().unwrap();
+    assert_ne!(ours, "trace-abc-123");
+    assert!(uuid::Uuid::parse_str(ours).is_ok(), "{ours}");
+}

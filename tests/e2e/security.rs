@@ -70,3 +70,51 @@ fn a_database_other_users_can_read_stops_the_start_with_the_fix() {
     let server = Server::start_serve(dir.path(), &["--data-dir", path_str(&data)], &[]);
     assert_eq!(server.get("/health", None).status(), StatusCode::OK);
 }
+
+#[test]
+fn the_wire_shows_no_banner_and_the_log_line_keeps_both_request_ids_and_the_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let server = Server::start_serve(
+        dir.path(),
+        &["--data-dir", path_str(&data)],
+        &[("AUDIOSTUDIO_LOG_FORMAT", "json")],
+    );
+    let response = server
+        .http
+        .get(server.url("/api/auth/profile"))
+        .header("X-Request-Id", "trace-abc-123")
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers().get("server").is_none(),
+        "{:?}",
+        response.headers()
+    );
+    assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+    let problem: serde_json::Value = response.json().unwrap();
+    let ours = problem["request_id"].as_str().unwrap().to_owned();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let log = server.log();
+        let found = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["path"] == "/api/auth/profile");
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request line:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let fields = &line["fields"];
+    assert_eq!(fields["request_id"], ours.as_str(), "{line}");
+    assert_eq!(fields["client_request_id"], "trace-abc-123", "{line}");
+    assert_eq!(fields["client_ip"], "127.0.0.1", "{line}");
+    assert_eq!(fields["status"], 401, "{line}");
+}
