@@ -11,7 +11,7 @@ use std::sync::Arc;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::platform::clock::{SharedClock, SystemClock};
 use crate::platform::config::Settings;
@@ -52,6 +52,7 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .event_handler
         .unwrap_or_else(|| Arc::new(billing::events::BillingEvents::new(&app)));
     let webhooks = webhooks::Webhooks::new(handler);
+    let basics = http::HttpBasics::from_settings(&app.settings);
     let limits = connections::limits(&app.settings);
     let swept = limits.clone();
     let rocket = rocket::custom(figment)
@@ -61,7 +62,7 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .manage(app.jwt.clone())
         .manage(app)
         .manage(webhooks)
-        .attach(http::HttpBasics)
+        .attach(basics)
         .attach(connections::InFlight(limits))
         .attach(AdHoc::on_liftoff("background workers", |rocket| {
             Box::pin(async move {
@@ -70,9 +71,15 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
             })
         }))
         .register("/", http::error::catchers())
+        // In front of every route: bodies that are not JSON get 415 before anything parses them.
+        .mount("/api", http::content_type::routes())
         .mount(
             "/",
-            SwaggerUi::new("/api/docs/<_..>").url("/api/openapi.json", openapi::document()),
+            SwaggerUi::new("/api/docs/<_..>")
+                .url("/api/openapi.json", openapi::document())
+                // No online validator badge: it would load an image from validator.swagger.io.
+                // (A config without urls: utoipa then fills in the one above and mounts it.)
+                .config(Config::default().validator_url("none")),
         );
     let rocket = health::stage(rocket);
     let rocket = accounts::stage(rocket);

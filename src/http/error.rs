@@ -68,6 +68,9 @@ pub enum ApiError {
     /// 413: the body is over the configured limit.
     #[error("request body is larger than the limit")]
     PayloadTooLarge,
+    /// 415: a body that is not declared JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 422: well-formed but invalid input.
     #[error("validation failed")]
     Validation(FieldErrors),
@@ -104,6 +107,7 @@ impl ApiError {
             ApiError::NotFound => Status::NotFound,
             ApiError::Conflict(_) => Status::Conflict,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
+            ApiError::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             ApiError::Validation(_) | ApiError::Unprocessable(_) => Status::UnprocessableEntity,
             ApiError::TooManyRequests { .. } => Status::TooManyRequests,
             ApiError::BadGateway(_) => Status::BadGateway,
@@ -142,6 +146,9 @@ impl ApiError {
             ApiError::PaymentFailed(_) => ("payment-failed", Some(self.to_string()), None),
             ApiError::BadGateway(_) => ("bad-gateway", Some(self.to_string()), None),
             ApiError::PayloadTooLarge => ("payload-too-large", Some(self.to_string()), None),
+            ApiError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", Some(self.to_string()), None)
+            }
             ApiError::BadRequest(_) => ("bad-request", Some(self.to_string()), None),
             ApiError::Unprocessable(_) => ("unprocessable", Some(self.to_string()), None),
             ApiError::Unavailable(_) => ("unavailable", Some(self.to_string()), None),

@@ -1,6 +1,8 @@
 //! Cross-cutting HTTP concerns: request ids, the request log line, security headers, client info.
 
+pub mod content_type;
 pub mod error;
+pub mod headers;
 pub mod idempotency;
 pub mod json;
 pub mod pagination;
@@ -15,31 +17,56 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::{Data, Response};
 
 pub use crate::platform::client::ClientInfo;
+use crate::platform::config::Settings;
+use headers::SecurityHeaders;
 pub use json::{JsonBody, parse_body};
 
 pub use rate_limit::{RateLimiter, RateLimits};
 
 const REQUEST_ID: &str = "X-Request-Id";
 
-struct RequestId(String);
+/// Our id for a request, and the caller's own `X-Request-Id` when it sent a sane one.
+struct RequestIds {
+    ours: String,
+    theirs: Option<String>,
+}
+
 struct Started(Instant);
 
 /// The user a request acted as, recorded by the auth guard for the request log.
 pub(crate) struct LoggedUser(pub Option<String>);
 
-/// The request id: the caller's `X-Request-Id` when it is sane, otherwise a new UUIDv7.
-pub fn request_id<'r>(req: &'r Request<'_>) -> &'r str {
-    &req.local_cache(|| {
-        let given = req.headers().get_one(REQUEST_ID).filter(|id| {
-            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
-        });
-        RequestId(given.map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned))
+fn request_ids<'r>(req: &'r Request<'_>) -> &'r RequestIds {
+    req.local_cache(|| RequestIds {
+        ours: uuid::Uuid::now_v7().to_string(),
+        theirs: req
+            .headers()
+            .get_one(REQUEST_ID)
+            .filter(|id| {
+                !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .map(str::to_owned),
     })
-    .0
+}
+
+/// Our id for the request (a UUIDv7), in problem bodies and the request log. A caller's
+/// `X-Request-Id` never replaces it: it is echoed and logged beside it.
+pub fn request_id<'r>(req: &'r Request<'_>) -> &'r str {
+    &request_ids(req).ours
 }
 
 /// Request ids, one log line per request, security headers, `no-store` on API responses.
-pub struct HttpBasics;
+pub struct HttpBasics {
+    headers: SecurityHeaders,
+}
+
+impl HttpBasics {
+    pub fn from_settings(settings: &Settings) -> HttpBasics {
+        HttpBasics {
+            headers: SecurityHeaders::from_settings(settings),
+        }
+    }
+}
 
 #[rocket::async_trait]
 impl Fairing for HttpBasics {
@@ -52,27 +79,16 @@ impl Fairing for HttpBasics {
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
         req.local_cache(|| Started(Instant::now()));
-        request_id(req);
+        request_ids(req);
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        let id = request_id(req);
-        res.set_header(Header::new(REQUEST_ID, id.to_owned()));
-        res.set_header(Header::new("X-Content-Type-Options", "nosniff"));
-        res.set_header(Header::new("X-Frame-Options", "DENY"));
-        res.set_header(Header::new("Referrer-Policy", "no-referrer"));
+        let ids = request_ids(req);
+        // The caller's id goes back to it; without one, ours does.
+        let echoed = ids.theirs.as_deref().unwrap_or(&ids.ours);
+        res.set_header(Header::new(REQUEST_ID, echoed.to_owned()));
         let path = req.uri().path();
-        if !path.starts_with("/api/docs")
-            && res.headers().get_one("Content-Security-Policy").is_none()
-        {
-            res.set_header(Header::new(
-                "Content-Security-Policy",
-                "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-            ));
-        }
-        if path.starts_with("/api") || path == "/health" {
-            res.set_header(Header::new("Cache-Control", "no-store"));
-        }
+        self.headers.apply(path.as_str(), res);
         let started = req.local_cache(|| Started(Instant::now())).0;
         let user = req.local_cache(|| LoggedUser(None));
         tracing::info!(
@@ -81,7 +97,9 @@ impl Fairing for HttpBasics {
             path = %path,
             status = res.status().code,
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            request_id = id,
+            request_id = ids.ours.as_str(),
+            client_request_id = ids.theirs.as_deref().unwrap_or("-"),
+            client_ip = %req.client_ip().map_or_else(|| "-".to_owned(), |ip| ip.to_string()),
             user_id = user.0.as_deref().unwrap_or("-"),
             "request"
         );

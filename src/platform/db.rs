@@ -75,12 +75,8 @@ impl Db {
     /// `open`, also saying which migration versions it applied now.
     pub fn open_migrated(settings: &Settings) -> anyhow::Result<(Db, Vec<i64>)> {
         let path = settings.database_path();
-        std::fs::create_dir_all(&settings.storage.data_dir).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create data_dir {}: {e}\nfix: point ROCKET_DATA_DIR (or --data-dir) at a writable directory",
-                settings.storage.data_dir.display()
-            )
-        })?;
+        // Before anything is created: the umask, a private directory, no file open to others.
+        crate::platform::data_dir::prepare(&settings.storage.data_dir)?;
         let mut writer = open_writer(&path, settings.storage.synchronous)?;
         let applied = migrate(&mut writer)?;
         Ok((

@@ -7,6 +7,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod data_dir;
 pub mod db;
 pub mod ids;
 pub mod mail;

@@ -214,3 +214,76 @@ async fn a_refused_delivery_is_retried_later() {
     }
     panic!("the retried message was not marked sent");
 }
+
+/// Waits until the outbox holds no pending message and returns every row's
+/// (subject, status, text_body, html_body).
+async fn settled_outbox(app: &TestApp) -> Vec<(String, String, String, String)> {
+    for _ in 0..200 {
+        if app.count("SELECT COUNT(*) FROM email_outbox WHERE status = 'pending'") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let db = app.db();
+    let mut stmt = db
+        .prepare("SELECT subject, status, text_body, html_body FROM email_outbox ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[rocket::async_test]
+async fn a_delivered_reset_email_leaves_no_live_link_in_the_outbox() {
+    let (sink, port) = Sink::start(0).await;
+    let app = app_with_smtp(port).await;
+    app.register("ada@example.com").await;
+    sink.wait_for("Subject: Confirm your email address").await;
+    let reply = app
+        .post(
+            "/api/auth/request-password-reset",
+            json!({ "email": "ada@example.com" }),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, Status::Accepted);
+    let token = token_in(&decode_quoted_printable(
+        &sink.wait_for("Subject: Reset your password").await,
+    ));
+
+    let rows = settled_outbox(&app).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (subject, status, text, html) in &rows {
+        assert_eq!(status, "sent", "{subject}");
+        assert_eq!((text.as_str(), html.as_str()), ("", ""), "{subject}");
+    }
+    // The delivered link still works: only the stored copy is gone.
+    let reset = app
+        .post(
+            "/api/auth/reset-password",
+            json!({ "token": token, "new_password": "a brand new secret" }),
+            None,
+        )
+        .await;
+    assert_eq!(reset.status, Status::Ok, "{}", reset.body);
+}
+
+#[rocket::async_test]
+async fn an_abandoned_email_leaves_no_live_link_in_the_outbox() {
+    let (_sink, port) = Sink::start(u32::MAX).await;
+    let app = spawn_app_with(|f| {
+        f.merge(Serialized::global(
+            "smtp_url",
+            format!("smtp://127.0.0.1:{port}"),
+        ))
+        .merge(Serialized::global("email_max_attempts", 1))
+    })
+    .await;
+    app.register("ada@example.com").await;
+    let rows = settled_outbox(&app).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let (_, status, text, html) = &rows[0];
+    assert_eq!(status, "failed");
+    assert_eq!((text.as_str(), html.as_str()), ("", ""));
+}

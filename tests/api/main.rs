@@ -10,6 +10,7 @@ mod fake_stripe;
 mod helpers;
 mod ledger;
 mod security_auth;
+mod security_http;
 mod security_rewards;
 mod security_seed;
 mod social;

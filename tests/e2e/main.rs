@@ -3,5 +3,6 @@
 mod accounts;
 mod connections;
 mod harness;
+mod security;
 mod stripe;
 mod tokens;

@@ -51,6 +51,8 @@ pub fn figment(config_file: Option<&Path>) -> Figment {
     Figment::from(rocket::Config::default())
         // Rocket trusts X-Real-IP by default; behind no proxy that lets anyone pick their IP.
         .merge(Serialized::default("ip_header", false))
+        // No `Server: Rocket` banner telling scanners what they talk to.
+        .merge(Serialized::default("ident", false))
         .merge(Serialized::default("limits.json", "64 KiB"))
         .merge(Serialized::default("limits.string", "64 KiB"))
         .merge(Toml::file(file).nested())

@@ -40,6 +40,11 @@ settings_section! {
     pub struct Server {
         /// Links in emails are built from this, never from the Host header.
         public_base_url: String = "http://localhost:8000".into(),
+        /// `Strict-Transport-Security: max-age=<this>` on every response when
+        /// `public_base_url` is https; 0 sends none.
+        hsts_max_age_secs: u64 = 365 * 24 * 3600,
+        /// Whether `/health` shows the version and the mailer mode to anyone (admins always see them).
+        health_details_public: bool = false,
     }
 }
 

@@ -39,8 +39,11 @@ fn due(conn: &Connection, now: Millis) -> rusqlite::Result<Vec<Queued>> {
     .collect()
 }
 
-/// How long a delivered (or abandoned) message keeps its body. Bodies carry live
-/// verification and reset links, which should not sit in the database and its backups.
+/// How long a message the development mailer printed (or one left from an older version)
+/// keeps its body. Over SMTP a body is erased the moment it is delivered or abandoned:
+/// bodies carry live verification and reset links, which must not sit in the database and
+/// its backups. The development mailer has printed the whole message to the log already,
+/// and its outbox is the developer's inbox.
 const BODY_RETENTION_MS: Millis = 3600 * 1000;
 
 async fn scrub_old_bodies(db: &Db, now: Millis) -> Result<(), DbError> {
@@ -93,6 +96,8 @@ async fn deliver_due(
 ) -> Result<(), DbError> {
     let now = clock.now_ms();
     let batch = db.read(move |c| Ok::<_, DbError>(due(c, now)?)).await?;
+    // Over SMTP the link leaves with the message: the stored copy goes at once.
+    let erase = !mailer.is_development();
     for message in batch {
         // The network call happens here, outside any transaction.
         let outcome = mailer.deliver(from, &message).await;
@@ -102,8 +107,11 @@ async fn deliver_due(
             Ok(()) => {
                 db.write(move |tx| {
                     tx.execute(
-                        "UPDATE email_outbox SET status = 'sent', attempts = ?2, sent_at = ?3, last_error = NULL WHERE id = ?1",
-                        params![id, attempts, now],
+                        "UPDATE email_outbox SET status = 'sent', attempts = ?2, sent_at = ?3, last_error = NULL,
+                         text_body = CASE WHEN ?4 THEN '' ELSE text_body END,
+                         html_body = CASE WHEN ?4 THEN '' ELSE html_body END
+                         WHERE id = ?1",
+                        params![id, attempts, now, erase],
                     )?;
                     Ok::<_, DbError>(())
                 })
@@ -118,8 +126,11 @@ async fn deliver_due(
                 };
                 db.write(move |tx| {
                     tx.execute(
-                        "UPDATE email_outbox SET status = ?2, attempts = ?3, last_error = ?4, next_attempt_at = ?5 WHERE id = ?1",
-                        params![id, status, attempts, error, now + backoff_ms(attempts)],
+                        "UPDATE email_outbox SET status = ?2, attempts = ?3, last_error = ?4, next_attempt_at = ?5,
+                         text_body = CASE WHEN ?6 AND ?2 = 'failed' THEN '' ELSE text_body END,
+                         html_body = CASE WHEN ?6 AND ?2 = 'failed' THEN '' ELSE html_body END
+                         WHERE id = ?1",
+                        params![id, status, attempts, error, now + backoff_ms(attempts), erase],
                     )?;
                     Ok::<_, DbError>(())
                 })
