@@ -118,7 +118,7 @@ fn check_daily_caps(
 ) -> ApiResult<()> {
     let day_start = now.div_euclid(DAY_MS) * DAY_MS;
     let (from, to) = (day_start, day_start + DAY_MS);
-    let claimed = store::rewards_claimed(tx, claim.user_id, from, to)?;
+    let claimed = store::rewards_claimed(tx, store::Claimant::User(claim.user_id), from, to)?;
     if claimed > rules.daily_cap {
         let cap = rules.daily_cap;
         return Err(over_cap(
@@ -130,7 +130,7 @@ fn check_daily_caps(
             ),
         ));
     }
-    let claimed = store::rewards_claimed_from(tx, claim.client_ip, from, to)?;
+    let claimed = store::rewards_claimed(tx, store::Claimant::Address(claim.client_ip), from, to)?;
     if claimed > rules.daily_cap_per_ip {
         let cap = rules.daily_cap_per_ip;
         return Err(over_cap(

@@ -176,45 +176,31 @@ pub fn has_claimed(
     )
 }
 
-/// The user's pending and approved rewards claimed in `[from, to)`.
-pub fn rewards_claimed(
-    tx: &Transaction<'_>,
-    user_id: &UserId,
-    from: Millis,
-    to: Millis,
-) -> rusqlite::Result<i64> {
-    tx.query_row(
-        "SELECT COALESCE(SUM(reward_tokens), 0) FROM social_engagements
-         WHERE user_id = ?1 AND status IN (?4, ?5) AND created_at >= ?2 AND created_at < ?3",
-        params![
-            user_id,
-            from,
-            to,
-            ClaimStatus::Pending,
-            ClaimStatus::Approved
-        ],
-        |r| r.get(0),
-    )
+/// Whose claims a daily cap counts.
+pub enum Claimant<'a> {
+    /// One account's.
+    User(&'a UserId),
+    /// Every account's from one client address.
+    Address(&'a str),
 }
 
-/// The pending and approved rewards claimed from client address `client_ip` in
-/// `[from, to)`, by every account.
-pub fn rewards_claimed_from(
+/// The pending and approved rewards `claimant` claimed in `[from, to)`.
+pub fn rewards_claimed(
     tx: &Transaction<'_>,
-    client_ip: &str,
+    claimant: Claimant<'_>,
     from: Millis,
     to: Millis,
 ) -> rusqlite::Result<i64> {
+    let (column, key) = match claimant {
+        Claimant::User(id) => ("user_id", id.as_str()),
+        Claimant::Address(ip) => ("client_ip", ip),
+    };
     tx.query_row(
-        "SELECT COALESCE(SUM(reward_tokens), 0) FROM social_engagements
-         WHERE client_ip = ?1 AND status IN (?4, ?5) AND created_at >= ?2 AND created_at < ?3",
-        params![
-            client_ip,
-            from,
-            to,
-            ClaimStatus::Pending,
-            ClaimStatus::Approved
-        ],
+        &format!(
+            "SELECT COALESCE(SUM(reward_tokens), 0) FROM social_engagements
+             WHERE {column} = ?1 AND status IN (?4, ?5) AND created_at >= ?2 AND created_at < ?3"
+        ),
+        params![key, from, to, ClaimStatus::Pending, ClaimStatus::Approved],
         |r| r.get(0),
     )
 }
