@@ -33,6 +33,11 @@ impl SubscriptionStatus {
         matches!(self, Self::Active | Self::Trialing)
     }
 
+    /// The first payment has not succeeded (yet, or ever): the subscription never started.
+    pub fn never_started(self) -> bool {
+        matches!(self, Self::Incomplete | Self::IncompleteExpired)
+    }
+
     /// Every live status, for SQL `IN (...)` lists.
     pub fn live() -> impl Iterator<Item = SubscriptionStatus> {
         <Self as strum::IntoEnumIterator>::iter().filter(|s| s.is_live())

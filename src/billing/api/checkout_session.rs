@@ -118,11 +118,43 @@ async fn open_checkout(
             },
             &stripe::idempotency_key(&[order.operation, order.user_id.as_str(), order.reference]),
         )
-        .await?;
+        .await
+        .map_err(|e| not_found_at_stripe(e, order, &customer))?;
     let url = session.url.clone().ok_or_else(|| {
         ApiError::BadGateway("Stripe created a Checkout Session without a URL".into())
     })?;
     Ok((customer, session, url))
+}
+
+/// Stripe not finding what a new Checkout Session names (the price of the plan or pack,
+/// or the stored customer) is our data out of step with Stripe's, not a missing route:
+/// a 409 saying which object Stripe did not find. Other errors pass through.
+fn not_found_at_stripe(
+    e: stripe::StripeError,
+    order: &CheckoutOrder<'_>,
+    customer: &str,
+) -> ApiError {
+    let stripe::StripeError::NotFound(body) = &e else {
+        return e.into();
+    };
+    tracing::warn!(error = %e, price = order.price, customer, "Stripe did not find an object of a new Checkout Session");
+    let param = body.param.as_deref().unwrap_or_default();
+    let message = body.message.as_deref().unwrap_or_default();
+    let what = if param.contains("price") || message.contains("price") {
+        format!(
+            "the Stripe price {} of this item (an operator runs `audiostudio stripe sync-catalog`)",
+            order.price
+        )
+    } else if param == "customer" || message.contains("customer") {
+        format!(
+            "your Stripe customer {customer} (it may have been deleted at Stripe; contact support)"
+        )
+    } else {
+        format!("an object of the session ({})", message.trim())
+    };
+    ApiError::Conflict(format!(
+        "the checkout cannot be opened: Stripe has no {what}"
+    ))
 }
 
 /// The user's Stripe customer, created once (its metadata carries our user id) and stored

@@ -15,9 +15,11 @@ use crate::state::App;
 /// The caller's plan and subscription as we know them.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CurrentSubscription {
-    /// The plan in effect: the subscription's, or the free plan when there is none.
+    /// The subscription's plan, or the free plan when there is none.
     pub plan: Option<PlanView>,
-    /// `free` without a subscription; otherwise Stripe's status (`active`, `trialing`, `past_due`, ...).
+    /// `free` without a subscription; otherwise Stripe's status (`active`, `trialing`,
+    /// `past_due`, ...), including `incomplete` while the first payment is pending
+    /// (3-D Secure, or declined): `plan` is then the plan being bought, not yet in effect.
     pub status: String,
     /// Our id of the subscription; absent on the free plan.
     pub subscription_id: Option<String>,
@@ -72,7 +74,13 @@ fn current_view(
     conn: &rusqlite::Connection,
     user_id: &UserId,
 ) -> Result<CurrentSubscription, ApiError> {
-    let Some(row) = store::live_subscription(conn, user_id)? else {
+    // A running subscription wins; otherwise a first payment still pending shows as
+    // that subscription with Stripe's status (`incomplete`), not as the free plan.
+    let row = match store::live_subscription(conn, user_id)? {
+        Some(row) => Some(row),
+        None => store::pending_subscription(conn, user_id)?,
+    };
+    let Some(row) = row else {
         return Ok(CurrentSubscription::free(store::free_plan(conn)?));
     };
     let plan = store::plan(conn, &row.plan_id)?.map(|p| p.view);

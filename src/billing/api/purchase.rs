@@ -93,7 +93,7 @@ fn record_purchase(
         (status = 201, description = "Session created: send the user to `url`", body = CheckoutResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The pack has no Stripe price yet", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The pack has no Stripe price yet; or Stripe did not find the price or the customer of the session (the detail names which)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown pack, or a redirect URL off the allowed origins", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "Stripe failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Billing not configured, or Stripe unreachable", body = Problem, content_type = "application/problem+json"),

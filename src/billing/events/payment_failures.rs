@@ -1,4 +1,4 @@
-//! `invoice.payment_failed` and `payment_intent.payment_failed`: the subscription follows Stripe (past due) and the user hears of it, once per invoice.
+//! `invoice.payment_failed` and `payment_intent.payment_failed`: the subscription follows Stripe (past due, or still incomplete) and the user hears of it, once per invoice.
 
 use serde_json::json;
 
@@ -38,6 +38,9 @@ impl BillingEvents {
         let now = self.clock.now_ms();
         let kind = kind.to_owned();
         let base = self.settings.server.public_base_url.clone();
+        // A first payment that failed: the subscription never started (Stripe keeps it
+        // `incomplete`, then `incomplete_expired`), so the renewal text would be untrue.
+        let never_started = subscription.status.never_started();
         let queued = self
             .db
             .write(move |tx| {
@@ -47,7 +50,12 @@ impl BillingEvents {
                 if first {
                     let to = store::email_of(tx, &user_id)?;
                     let url = invoice.hosted_invoice_url.as_deref();
-                    mail::enqueue(tx, &emails::payment_problem(&base, &to, url), now)?;
+                    let email = if never_started {
+                        emails::first_payment_problem(&base, &to, url)
+                    } else {
+                        emails::payment_problem(&base, &to, url)
+                    };
+                    mail::enqueue(tx, &email, now)?;
                     let event = Event::new("billing.payment_failed")
                         .target("user", &user_id)
                         .details(json!({ "invoice": invoice.id, "event": kind }));

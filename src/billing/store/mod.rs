@@ -13,8 +13,8 @@ pub use catalog::*;
 pub use checkouts::*;
 pub use customers::*;
 pub use subscriptions::{
-    Change, ChangeView, SubscriptionRow, changes_of, live_subscription, record_change,
-    subscription_by_stripe_id, subscriptions_of, upsert_subscription,
+    Change, ChangeView, SubscriptionRow, changes_of, live_subscription, pending_subscription,
+    record_change, subscription_by_stripe_id, subscriptions_of, upsert_subscription,
 };
 
 use crate::platform::clock::Millis;

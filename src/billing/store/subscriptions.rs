@@ -71,6 +71,18 @@ pub fn live_subscription(
     .optional()
 }
 
+/// The user's newest subscription when its first payment is still pending (`incomplete`:
+/// waiting for 3-D Secure, or declined and not yet retried), so that it can be shown
+/// with Stripe's status rather than as the free plan. `None` once any later subscription
+/// exists or the pending one expired.
+pub fn pending_subscription(
+    conn: &Connection,
+    user_id: &UserId,
+) -> rusqlite::Result<Option<SubscriptionRow>> {
+    let newest = subscriptions_of(conn, user_id, 1)?.pop();
+    Ok(newest.filter(|row| row.status == SubscriptionStatus::Incomplete))
+}
+
 /// The user's subscriptions, newest first.
 pub fn subscriptions_of(
     conn: &Connection,
