@@ -155,15 +155,51 @@ fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
 
+/// The newest row of the chain: its id and hash. Kept outside the database after a
+/// successful verify, it lets the next verify notice the newest rows being removed (a
+/// shorter chain is still a valid chain).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub id: i64,
+    pub hash: String,
+}
+
 /// The outcome of walking the whole chain.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verification {
-    Intact { rows: u64 },
-    Broken { row_id: i64, reason: String },
+    /// Every link holds, and the chain reaches the kept head; `head` is its newest row.
+    Intact {
+        rows: u64,
+        head: Option<Head>,
+    },
+    Broken {
+        row_id: i64,
+        reason: String,
+    },
 }
 
-/// Recomputes every link, oldest first, and stops at the first broken one.
-pub fn verify(conn: &Connection) -> rusqlite::Result<Verification> {
+/// What a walk ending at `last` (the newest row seen) says about the `kept` head.
+fn check_end(rows: u64, last: Option<Head>, kept: Option<&Head>) -> Verification {
+    match (kept, &last) {
+        (Some(kept), _) if last.as_ref().is_none_or(|l| l.id < kept.id) => {
+            let end = last.as_ref().map_or(0, |l| l.id);
+            Verification::Broken {
+                row_id: kept.id,
+                reason: format!(
+                    "the log ends at row {end}, before row {} (the head at the last verify): rows {}..={} were removed",
+                    kept.id,
+                    end + 1,
+                    kept.id
+                ),
+            }
+        }
+        _ => Verification::Intact { rows, head: last },
+    }
+}
+
+/// Recomputes every link, oldest first, and stops at the first broken one. `kept` is the
+/// head recorded at the last successful verify: the chain must still contain it, unchanged.
+pub fn verify(conn: &Connection, kept: Option<&Head>) -> rusqlite::Result<Verification> {
     let mut stmt = conn.prepare(
         "SELECT id, occurred_at, actor_user_id, action, target_type, target_id, ip, user_agent, details, prev_hash, hash
          FROM audit_logs ORDER BY id",
@@ -172,6 +208,7 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Verification> {
     let mut expected_prev = GENESIS.to_owned();
     let mut expected_id = 1;
     let mut count = 0;
+    let mut last = None;
     while let Some(r) = rows.next()? {
         let row = Row {
             id: r.get(0)?,
@@ -204,9 +241,19 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Verification> {
                 reason: "the row's contents do not match its hash (altered)".into(),
             });
         }
+        if let Some(kept) = kept.filter(|k| k.id == row.id && k.hash != row.hash) {
+            return Ok(Verification::Broken {
+                row_id: kept.id,
+                reason: "the row's hash differs from the head kept at the last verify (the log was rewritten)".into(),
+            });
+        }
+        last = Some(Head {
+            id: row.id,
+            hash: row.hash.clone(),
+        });
         expected_prev = row.hash;
         expected_id += 1;
         count += 1;
     }
-    Ok(Verification::Intact { rows: count })
+    Ok(check_end(count, last, kept))
 }
