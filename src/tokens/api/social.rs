@@ -94,7 +94,7 @@ fn task_id(id: &str) -> Result<String, String> {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The caller's email is not verified (`email-not-verified`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such active task", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already claimed by the caller, or the handle was used by another account", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already claimed by the caller (a claim pending or approved; a rejected claim may be followed by a new one, 3 claims per task in all), or the handle was used by another account", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields, or the key was used with another request", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Over the daily reward cap of the caller or of the client address; Retry-After is the next UTC midnight", body = Problem, content_type = "application/problem+json"),
     ))]

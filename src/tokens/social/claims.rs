@@ -16,6 +16,10 @@ use crate::tokens::ledger::{self, Grant, Granted, Source};
 
 const DAY_MS: Millis = 86_400_000;
 
+/// Most claims one user makes on one task: a rejected claim may be followed by a new one
+/// (a fixed link, the right handle), but the review queue is not a place to retry forever.
+pub const MAX_CLAIMS_PER_TASK: i64 = 3;
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
         e,
@@ -36,7 +40,8 @@ pub struct RewardRules {
     pub daily_cap_per_ip: i64,
 }
 
-/// Records a claim (one per task and user, one account per handle and task) of an account
+/// Records a claim (one per task and user besides rejected ones, at most
+/// [`MAX_CLAIMS_PER_TASK`] in all; one account per handle and task) of an account
 /// the rules allow, enforces the daily caps, and pays an auto-approved task at once; all in
 /// the caller's transaction.
 pub fn create_claim(
@@ -50,6 +55,13 @@ pub fn create_claim(
         require_verified_email(tx, claim.user_id)?;
     }
     let task = store::active_task(tx, claim.task_id)?.ok_or(ApiError::NotFound)?;
+    if store::claims_made(tx, claim, &task)? >= MAX_CLAIMS_PER_TASK
+        && !store::has_claimed(tx, claim, &task)?
+    {
+        return Err(ApiError::Conflict(format!(
+            "your claims on this task were rejected {MAX_CLAIMS_PER_TASK} times; it cannot be claimed again"
+        )));
+    }
     let id = ClaimId::from(uuid::Uuid::now_v7().to_string());
     let status = if task.auto_approve {
         ClaimStatus::Approved

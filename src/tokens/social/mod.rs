@@ -36,7 +36,8 @@ pub struct TaskView {
     pub auto_approve: bool,
     /// The reward tokens expire this many days after they are granted; absent: never.
     pub reward_expires_days: Option<i64>,
-    /// `available`, `pending`, `approved` or `rejected`, for the caller.
+    /// `available`, `pending`, `approved` or `rejected`, for the caller (of their newest
+    /// claim); after `rejected` the task may be claimed again (3 claims per task in all).
     pub state: String,
     /// The caller's claim on this task, once there is one.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -65,13 +65,16 @@ pub fn page_claims(
     .collect()
 }
 
-/// The active tasks in display order, with the caller's state for each.
+/// The active tasks in display order, with the caller's state for each: that of their
+/// newest claim (a rejected one may be followed by a new claim).
 pub fn tasks_for(conn: &Connection, user_id: &UserId) -> rusqlite::Result<Vec<TaskView>> {
     let mut stmt = conn.prepare(
         "SELECT t.id, t.platform, t.action, t.title, t.description, t.reward_tokens,
                 t.auto_approve, t.reward_expires_days, e.status, e.id
          FROM social_tasks t
-         LEFT JOIN social_engagements e ON e.task_id = t.id AND e.user_id = ?1
+         LEFT JOIN social_engagements e ON e.id = (
+             SELECT id FROM social_engagements
+             WHERE task_id = t.id AND user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 1)
          WHERE t.active = 1 ORDER BY t.sort_order, t.id",
     )?;
     stmt.query_map([user_id], |r| {
@@ -162,7 +165,8 @@ pub fn insert_claim(
     )
 }
 
-/// Whether the user already claimed this task (or its platform and action).
+/// Whether the user has a claim on this task (or its platform and action) that was not
+/// rejected: a rejected claim does not block a new one.
 pub fn has_claimed(
     tx: &Transaction<'_>,
     claim: &NewClaim<'_>,
@@ -170,7 +174,29 @@ pub fn has_claimed(
 ) -> rusqlite::Result<bool> {
     tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM social_engagements
-                        WHERE user_id = ?1 AND (task_id = ?2 OR (platform = ?3 AND action = ?4)))",
+                        WHERE user_id = ?1 AND (task_id = ?2 OR (platform = ?3 AND action = ?4))
+                          AND status != ?5)",
+        params![
+            claim.user_id,
+            claim.task_id,
+            task.platform,
+            task.action,
+            ClaimStatus::Rejected
+        ],
+        |r| r.get(0),
+    )
+}
+
+/// How many claims (rejected ones included) the user made on this task (or its platform
+/// and action).
+pub fn claims_made(
+    tx: &Transaction<'_>,
+    claim: &NewClaim<'_>,
+    task: &Task,
+) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "SELECT COUNT(*) FROM social_engagements
+         WHERE user_id = ?1 AND (task_id = ?2 OR (platform = ?3 AND action = ?4))",
         params![claim.user_id, claim.task_id, task.platform, task.action],
         |r| r.get(0),
     )
