@@ -142,15 +142,15 @@ fn not_found_at_stripe(
     let message = body.message.as_deref().unwrap_or_default();
     let what = if param.contains("price") || message.contains("price") {
         format!(
-            "the Stripe price {} of this item (an operator runs `audiostudio stripe sync-catalog`)",
+            "price {} of this item (an operator runs `audiostudio stripe sync-catalog`)",
             order.price
         )
     } else if param == "customer" || message.contains("customer") {
         format!(
-            "your Stripe customer {customer} (it may have been deleted at Stripe; contact support)"
+            "customer {customer} for your account (it may have been deleted at Stripe; contact support)"
         )
     } else {
-        format!("an object of the session ({})", message.trim())
+        format!("object the session needs ({})", message.trim())
     };
     ApiError::Conflict(format!(
         "the checkout cannot be opened: Stripe has no {what}"
