@@ -53,6 +53,7 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .unwrap_or_else(|| Arc::new(billing::events::BillingEvents::new(&app)));
     let webhooks = webhooks::Webhooks::new(handler);
     let basics = http::HttpBasics::from_settings(&app.settings);
+    let cors = http::cors::Cors::from_settings(&app.settings);
     let limits = connections::limits(&app.settings);
     let swept = limits.clone();
     let rocket = rocket::custom(figment)
@@ -63,6 +64,7 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .manage(app)
         .manage(webhooks)
         .attach(basics)
+        .attach(cors)
         .attach(connections::InFlight(limits))
         .attach(AdHoc::on_liftoff("background workers", |rocket| {
             Box::pin(async move {
@@ -73,6 +75,10 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .register("/", http::error::catchers())
         // In front of every route: bodies that are not JSON get 415 before anything parses them.
         .mount("/api", http::content_type::routes())
+        // Before that: a query parameter given twice is a 422.
+        .mount("/api", http::query::routes())
+        // After every route: OPTIONS on a known path (and CORS preflights) answered.
+        .mount("/", http::methods::routes())
         .mount(
             "/",
             SwaggerUi::new("/api/docs/<_..>")

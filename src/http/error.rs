@@ -225,12 +225,21 @@ fn problem_json() -> ContentType {
     ContentType::new("application", "problem+json")
 }
 
-/// Rocket's own errors (no route, wrong method, body over the limit, a failed guard) as problems.
+/// Rocket's own errors (no route, wrong method, body over the limit, a failed guard) as
+/// problems. A 404 on a path that has routes for other methods is a 405 with `Allow`.
 #[catch(default)]
-fn default_catcher(status: Status, req: &Request<'_>) -> (Status, (ContentType, String)) {
+fn default_catcher(status: Status, req: &Request<'_>) -> Built {
+    let allowed = (status == Status::NotFound)
+        .then(|| crate::http::methods::not_allowed(req))
+        .flatten();
+    let status = if allowed.is_some() {
+        Status::MethodNotAllowed
+    } else {
+        status
+    };
     let detail = match status.code {
         404 => "no resource at this path",
-        405 => "this method is not allowed here",
+        405 => "this method is not allowed here; the Allow header lists the ones that are",
         413 => "request body is larger than the limit",
         422 => "the request body does not have the expected shape",
         400 => "the request is malformed",
@@ -246,13 +255,20 @@ fn default_catcher(status: Status, req: &Request<'_>) -> (Status, (ContentType, 
         errors: None,
         request_id: Some(crate::http::request_id(req).to_owned()),
     };
-    (
-        status,
-        (
-            problem_json(),
-            serde_json::to_string(&problem).unwrap_or_default(),
-        ),
-    )
+    let mut response = problem_response(&problem);
+    if let Some(methods) = allowed {
+        response.set_header(crate::http::methods::allow_header(&methods));
+    }
+    Built(response)
+}
+
+/// A response already built, as a responder.
+struct Built(Response<'static>);
+
+impl<'r> Responder<'r, 'static> for Built {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        Ok(self.0)
+    }
 }
 
 pub fn catchers() -> Vec<Catcher> {

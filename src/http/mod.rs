@@ -1,11 +1,14 @@
 //! Cross-cutting HTTP concerns: request ids, the request log line, security headers, client info.
 
 pub mod content_type;
+pub mod cors;
 pub mod error;
 pub mod headers;
 pub mod idempotency;
 pub mod json;
+pub mod methods;
 pub mod pagination;
+pub mod query;
 pub mod rate_limit;
 pub mod validate;
 

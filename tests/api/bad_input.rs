@@ -224,11 +224,13 @@ async fn bad_tokens_and_methods_on_authenticated_routes_are_problems() {
             .await
             .assert_problem(401);
     }
-    // No route for this method: a problem, not an HTML page.
-    app.send("DELETE", "/api/auth/login", None, None, None)
-        .await
-        .assert_problem(404);
+    // No route for this method: a 405 problem naming the methods there are, not an HTML page.
+    let wrong = app
+        .send("DELETE", "/api/auth/login", None, None, None)
+        .await;
+    wrong.assert_problem(405);
+    assert_eq!(wrong.header("allow"), Some("POST, OPTIONS"));
     app.send("GET", "/api/auth/register", None, None, None)
         .await
-        .assert_problem(404);
+        .assert_problem(405);
 }

@@ -6,6 +6,7 @@ mod bad_input;
 mod billing;
 mod billing_events;
 mod edge_billing;
+mod edge_http;
 mod edge_social;
 mod email;
 mod fake_stripe;

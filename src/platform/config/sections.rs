@@ -45,6 +45,11 @@ settings_section! {
         hsts_max_age_secs: u64 = 365 * 24 * 3600,
         /// Whether `/health` shows the version and the mailer mode to anyone (admins always see them).
         health_details_public: bool = false,
+        /// Browser origins (`scheme://host[:port]`) allowed to call `/api` and `/health`
+        /// cross-origin; empty sends no CORS headers at all.
+        cors_allowed_origins: Vec<String> = Vec::new(),
+        /// `Access-Control-Max-Age` on preflight answers: how long a browser may cache one.
+        cors_max_age_secs: u64 = 600,
     }
 }
 

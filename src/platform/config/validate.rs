@@ -25,6 +25,20 @@ fn http_url(value: &str) -> bool {
     value.starts_with("http://") || value.starts_with("https://")
 }
 
+/// `scheme://host[:port]` exactly as a browser sends it in `Origin`: http(s), no path,
+/// no trailing slash, no user info.
+fn is_origin(value: &str) -> bool {
+    let Some((_, rest)) = value
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@'])
+        && rocket::http::uri::Absolute::parse(value).is_ok()
+}
+
 impl Storage {
     pub(super) fn validate(&self) -> anyhow::Result<()> {
         if !(1..=64).contains(&self.read_pool_size) {
@@ -46,6 +60,13 @@ impl Server {
                 "invalid configuration: public_base_url = {:?} is not an absolute http(s) URL\nfix: set ROCKET_PUBLIC_BASE_URL to the address users reach the server at, e.g. https://audio.example.com",
                 self.public_base_url
             );
+        }
+        for origin in &self.cors_allowed_origins {
+            if !is_origin(origin) {
+                bail!(
+                    "invalid configuration: cors_allowed_origins has {origin:?}, which is not an origin\nfix: list origins as scheme://host[:port] with no path and no trailing slash, e.g. https://app.example.com"
+                );
+            }
         }
         Ok(())
     }

@@ -1,0 +1,142 @@
+//! Which methods a path has, from the router's own table: `405` with `Allow` for a known
+//! path asked with a method it lacks (instead of 404), and `OPTIONS` answered on every
+//! known path (204 with `Allow`). `HEAD` is answered by Rocket itself through the `GET`
+//! route, so every path with `GET` lists `HEAD` too.
+
+use rocket::Response;
+use rocket::data::Data;
+use rocket::http::{Header, Method, Status};
+use rocket::request::Request;
+use rocket::route::{self, Handler, Route};
+
+/// Routes ranked below Rocket's own ranks (-12 to -1) are gates in front of every path
+/// (the JSON body gate, the query gate), not resources: they say nothing about a path.
+const LOWEST_RESOURCE_RANK: isize = -12;
+
+/// The `OPTIONS` fallback: after every other route, and not a resource either.
+const FALLBACK: isize = 1000;
+
+/// The order methods are listed in `Allow`.
+const ORDER: [Method; 7] = [
+    Method::Get,
+    Method::Head,
+    Method::Post,
+    Method::Put,
+    Method::Patch,
+    Method::Delete,
+    Method::Options,
+];
+
+/// The `OPTIONS` fallback; mount it at `/`.
+pub fn routes() -> Vec<Route> {
+    vec![Route::ranked(
+        FALLBACK,
+        Method::Options,
+        "/<_..>",
+        AnswerOptions,
+    )]
+}
+
+/// Whether a route's path template (`/api/tokens/holds/<id>/capture`) matches the request
+/// path's segments, the way Rocket's router matches them.
+fn template_matches(template: &str, segments: &[&str]) -> bool {
+    let template = template.strip_prefix('/').unwrap_or(template);
+    let parts: Vec<&str> = if template.is_empty() {
+        Vec::new()
+    } else {
+        template.split('/').collect()
+    };
+    let trailing = parts
+        .last()
+        .is_some_and(|p| p.starts_with('<') && p.ends_with("..>"));
+    if trailing {
+        if segments.len() + 1 < parts.len() {
+            return false;
+        }
+    } else if parts.len() != segments.len() {
+        return false;
+    }
+    parts
+        .iter()
+        .zip(segments)
+        .all(|(part, segment)| (part.starts_with('<') && part.ends_with('>')) || part == segment)
+}
+
+/// The methods the routes for this request's path answer, in [`ORDER`] with `HEAD` for
+/// `GET` and `OPTIONS` always; empty when no route has the path.
+pub fn allowed_methods(req: &Request<'_>) -> Vec<Method> {
+    let segments: Vec<&str> = req.uri().path().segments().collect();
+    let found: Vec<Method> = req
+        .rocket()
+        .routes()
+        .filter(|r| (LOWEST_RESOURCE_RANK..FALLBACK).contains(&r.rank))
+        .filter(|r| template_matches(r.uri.path(), &segments))
+        .map(|r| r.method)
+        .collect();
+    if found.is_empty() {
+        return found;
+    }
+    ORDER
+        .into_iter()
+        .filter(|m| {
+            found.contains(m)
+                || *m == Method::Options
+                || (*m == Method::Head && found.contains(&Method::Get))
+        })
+        .collect()
+}
+
+/// `GET, HEAD, OPTIONS`.
+pub fn allow_header(methods: &[Method]) -> Header<'static> {
+    let list: Vec<&str> = methods.iter().map(|m| m.as_str()).collect();
+    Header::new("Allow", list.join(", "))
+}
+
+/// For a 404 with no route for the request's method: the methods the path does have, if any.
+pub fn not_allowed(req: &Request<'_>) -> Option<Vec<Method>> {
+    let methods = allowed_methods(req);
+    (!methods.is_empty() && !methods.contains(&req.method())).then_some(methods)
+}
+
+/// 204 with `Allow` on a known path; a 404 (the default catcher) elsewhere.
+#[derive(Clone)]
+struct AnswerOptions;
+
+#[rocket::async_trait]
+impl Handler for AnswerOptions {
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> route::Outcome<'r> {
+        let methods = allowed_methods(req);
+        if methods.is_empty() {
+            return route::Outcome::forward(data, Status::NotFound);
+        }
+        let response = Response::build()
+            .status(Status::NoContent)
+            .header(allow_header(&methods))
+            .finalize();
+        route::Outcome::Success(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_like_the_router() {
+        let m = |t: &str, p: &[&str]| template_matches(t, p);
+        assert!(m(
+            "/api/tokens/holds/<id>/capture",
+            &["api", "tokens", "holds", "7", "capture"]
+        ));
+        assert!(!m(
+            "/api/tokens/holds/<id>/capture",
+            &["api", "tokens", "holds", "7"]
+        ));
+        assert!(!m("/api/tokens/holds", &["api", "tokens", "holdx"]));
+        assert!(m("/admin/<path..>", &["admin"]));
+        assert!(m("/admin/<path..>", &["admin", "a", "b"]));
+        assert!(!m("/admin/<path..>", &["api"]));
+        assert!(m("/", &[]));
+        assert!(!m("/", &["x"]));
+    }
+}
