@@ -55,14 +55,17 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
     let basics = http::HttpBasics::from_settings(&app.settings);
     let limits = connections::limits(&app.settings);
     let swept = limits.clone();
+    let rate_limits = app.limits.clone();
     let rocket = rocket::custom(figment)
         // The auth guards read these three; handlers read `App`.
         .manage(app.db.clone())
         .manage(app.clock.clone())
         .manage(app.jwt.clone())
+        .manage(rate_limits.clone())
         .manage(app)
         .manage(webhooks)
         .attach(basics)
+        .attach(http::EdgeLimits::new(rate_limits))
         .attach(connections::InFlight(limits))
         .attach(AdHoc::on_liftoff("background workers", |rocket| {
             Box::pin(async move {

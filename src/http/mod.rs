@@ -5,6 +5,7 @@ pub mod error;
 pub mod headers;
 pub mod idempotency;
 pub mod json;
+pub mod limit_edge;
 pub mod pagination;
 pub mod rate_limit;
 pub mod validate;
@@ -21,6 +22,7 @@ use crate::platform::config::Settings;
 use headers::SecurityHeaders;
 pub use json::{JsonBody, parse_body};
 
+pub use limit_edge::{EdgeLimits, UserLimit};
 pub use rate_limit::{RateLimiter, RateLimits};
 
 const REQUEST_ID: &str = "X-Request-Id";

@@ -5,6 +5,7 @@ mod analytics;
 mod bad_input;
 mod billing;
 mod billing_events;
+mod edge_limits;
 mod email;
 mod fake_stripe;
 mod helpers;
