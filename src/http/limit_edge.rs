@@ -144,6 +144,10 @@ fn refusal(decision: &Decision) -> ApiError {
 }
 
 fn set_headers(decision: &Decision, res: &mut Response<'_>) {
+    // A refusal of the handler's own (an account lockout, a daily cap) tells its own limit.
+    if res.headers().contains("RateLimit") {
+        return;
+    }
     res.set_header(Header::new(
         "RateLimit-Policy",
         format!("{};w={}", decision.limit, decision.window_secs),
