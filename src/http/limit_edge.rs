@@ -122,10 +122,10 @@ impl Fairing for EdgeLimits {
         let Some(decision) = &req.local_cache(|| Counted(None)).0 else {
             return;
         };
-        if req.local_cache(|| RefusedEarly(false)).0 {
-            if let Ok(refusal) = refusal(decision).respond_to(req) {
-                *res = refusal;
-            }
+        if req.local_cache(|| RefusedEarly(false)).0
+            && let Ok(refusal) = refusal(decision).respond_to(req)
+        {
+            *res = refusal;
         }
         set_headers(decision, res);
     }
@@ -159,13 +159,13 @@ fn set_headers(decision: &Decision, res: &mut Response<'_>) {
             decision.limit, decision.remaining, decision.reset_secs
         ),
     ));
-    if decision.refused || res.status() == Status::TooManyRequests {
-        if res.headers().get_one("Retry-After").is_none() {
-            res.set_header(Header::new(
-                "Retry-After",
-                decision.reset_secs.max(1).to_string(),
-            ));
-        }
+    if (decision.refused || res.status() == Status::TooManyRequests)
+        && !res.headers().contains("Retry-After")
+    {
+        res.set_header(Header::new(
+            "Retry-After",
+            decision.reset_secs.max(1).to_string(),
+        ));
     }
 }
 

@@ -117,7 +117,7 @@ const PER_USER: &[(&str, &str, &str, &str)] = &[
 #[rocket::async_test]
 async fn every_per_user_class_counts_each_user_and_refuses_with_429() {
     for (setting, method, path, body) in PER_USER {
-        let app = spawn_app_with(|f| f.merge(Serialized::global(*setting, 2))).await;
+        let app = spawn_app_with(|f| f.merge(Serialized::global(setting, 2))).await;
         let (ada, _) = user(&app, "ada@example.com").await;
         let (bob, _) = user(&app, "bob@example.com").await;
         let body = (!body.is_empty()).then_some(*body);
@@ -200,7 +200,7 @@ const PER_IP: &[(&str, &str, &str, &str)] = &[
 #[rocket::async_test]
 async fn every_per_ip_class_counts_each_address_and_refuses_with_429() {
     for (setting, method, path, body) in PER_IP {
-        let app = spawn_app_with(|f| f.merge(Serialized::global(*setting, 2))).await;
+        let app = spawn_app_with(|f| f.merge(Serialized::global(setting, 2))).await;
         let body = (!body.is_empty()).then_some(*body);
         for remaining in [1, 0] {
             let reply = app
