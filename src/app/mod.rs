@@ -54,18 +54,21 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
     let webhooks = webhooks::Webhooks::new(handler);
     let basics = http::HttpBasics::from_settings(&app.settings);
     let cors = http::cors::Cors::from_settings(&app.settings);
-    let limits = connections::limits(&app.settings);
-    let swept = limits.clone();
+    let connection_limits = connections::limits(&app.settings);
+    let swept = connection_limits.clone();
+    let rate_limits = app.limits.clone();
     let rocket = rocket::custom(figment)
         // The auth guards read these three; handlers read `App`.
         .manage(app.db.clone())
         .manage(app.clock.clone())
         .manage(app.jwt.clone())
+        .manage(rate_limits.clone())
         .manage(app)
         .manage(webhooks)
         .attach(basics)
+        .attach(http::EdgeLimits::new(rate_limits))
         .attach(cors)
-        .attach(connections::InFlight(limits))
+        .attach(connections::InFlight(connection_limits))
         .attach(AdHoc::on_liftoff("background workers", |rocket| {
             Box::pin(async move {
                 workers::start(rocket);

@@ -244,6 +244,7 @@ fn default_catcher(status: Status, req: &Request<'_>) -> Built {
         422 => "the request body does not have the expected shape",
         400 => "the request is malformed",
         401 => "authentication is required",
+        429 => "too many requests; try again after Retry-After seconds",
         500 => "an unexpected error occurred; the request id identifies it in the logs",
         _ => status.reason().unwrap_or("error"),
     };

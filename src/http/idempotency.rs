@@ -117,7 +117,9 @@ fn lookup(
     fingerprint: &str,
 ) -> ApiResult<Option<Stored>> {
     let previous: Option<(String, i64, String)> = conn
-        .prepare_cached("SELECT request_hash, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2")?
+        // A 429 is about when the request came, not what it asked: it is never kept, so a
+        // retry after `Retry-After` runs (rows stored before that rule are skipped too).
+        .prepare_cached("SELECT request_hash, status, body FROM idempotency_keys WHERE user_id = ?1 AND key = ?2 AND status <> 429")?
         .query_row(params![user_id, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((hash, status, body)) = previous else {
@@ -201,7 +203,8 @@ impl Idempotent {
 
     /// Runs `operation` once per (user, key) inside the caller's transaction. A refusal
     /// (4xx) is stored too: its partial writes are rolled back to a savepoint, the
-    /// refusal is remembered, and retries get it.
+    /// refusal is remembered, and retries get it. A 429 is the exception: it is answered
+    /// with its `Retry-After` and not stored, so the retry it asks for can succeed.
     pub fn run(
         &self,
         tx: &Transaction<'_>,
@@ -220,6 +223,11 @@ impl Idempotent {
             Ok(stored) => {
                 tx.execute_batch("RELEASE idempotent_operation")?;
                 stored
+            }
+            // A throttle is answered as it is (with its Retry-After), never stored.
+            Err(error @ ApiError::TooManyRequests { .. }) => {
+                tx.execute_batch("ROLLBACK TO idempotent_operation; RELEASE idempotent_operation")?;
+                return Err(error);
             }
             Err(error) if error.status().code < 500 => {
                 tx.execute_batch("ROLLBACK TO idempotent_operation; RELEASE idempotent_operation")?;

@@ -6,6 +6,7 @@ pub mod error;
 pub mod headers;
 pub mod idempotency;
 pub mod json;
+pub mod limit_edge;
 pub mod methods;
 pub mod pagination;
 pub mod query;
@@ -24,6 +25,7 @@ use crate::platform::config::Settings;
 use headers::SecurityHeaders;
 pub use json::{JsonBody, parse_body};
 
+pub use limit_edge::{EdgeLimits, UserLimit};
 pub use rate_limit::{RateLimiter, RateLimits};
 
 const REQUEST_ID: &str = "X-Request-Id";

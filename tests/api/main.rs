@@ -7,6 +7,7 @@ mod billing;
 mod billing_events;
 mod edge_billing;
 mod edge_http;
+mod edge_limits;
 mod edge_social;
 mod email;
 mod fake_stripe;

@@ -41,9 +41,14 @@ fn assert_check_clean(dir: &Path) {
     assert!(out.stdout.contains("ledger consistent"), "{out}");
 }
 
-/// Serves `<dir>/data` (logins unthrottled) and logs in as `email`.
+/// Serves `<dir>/data` (logins, token mutations and the per-IP ceiling unthrottled: these
+/// tests race a thousand requests from one user) and logs in as `email`.
 fn serve(dir: &Path, email: &str) -> Session {
-    let envs = [("ROCKET_RATE_LIMIT_LOGIN_PER_MINUTE", "100000")];
+    let envs = [
+        ("ROCKET_RATE_LIMIT_LOGIN_PER_MINUTE", "100000"),
+        ("ROCKET_RATE_LIMIT_TOKEN_MUTATIONS_PER_MINUTE", "100000"),
+        ("ROCKET_RATE_LIMIT_GLOBAL_PER_MINUTE", "1000000"),
+    ];
     Session::start(dir, &envs, email)
 }
 

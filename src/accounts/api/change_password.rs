@@ -15,6 +15,7 @@ use crate::accounts::validate;
 use crate::auth::AuthUser;
 use crate::auth::password::MAX_LEN;
 use crate::auth::sessions::{self, RevokeReason};
+use crate::http::UserLimit;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::validate::Checks;
 use crate::http::{ClientInfo, JsonBody, parse_body};
@@ -43,6 +44,7 @@ fn incorrect() -> ApiError {
 pub async fn change_password(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     client: ClientInfo,
     body: JsonBody<'_, ChangePasswordRequest>,
 ) -> ApiResult<Json<RevokedResponse>> {

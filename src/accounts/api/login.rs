@@ -50,7 +50,6 @@ pub async fn login(
     body: JsonBody<'_, LoginRequest>,
 ) -> ApiResult<Json<AuthResponse>> {
     let body = parse_body(body)?;
-    app.limits.login_per_ip.check(&client.ip_key())?;
     let email = validate::normalize_email(&body.email);
     let (account, locks_until) = reserve(app, shadow.inner().clone(), email.clone()).await?;
     // No account has a longer password; hashing megabytes of input would only cost us.

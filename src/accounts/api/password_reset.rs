@@ -52,7 +52,6 @@ pub async fn request_password_reset(
     body: JsonBody<'_, EmailRequest>,
 ) -> ApiResult<Custom<Json<MessageResponse>>> {
     let body = parse_body(body)?;
-    app.limits.password_reset_per_ip.check(&client.ip_key())?;
     let mut checks = Checks::default();
     let email = checks.field("email", validate::email(&body.email));
     let email = checks.finish(email)?;
@@ -117,7 +116,6 @@ pub async fn reset_password(
     body: JsonBody<'_, ResetPasswordRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
     let body = parse_body(body)?;
-    app.limits.password_reset_per_ip.check(&client.ip_key())?;
     let mut checks = Checks::default();
     let new_password = checks.field("new_password", validate::new_password(&body.new_password));
     let new_password = checks.finish(new_password)?;

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::accounts::store::{self, ProfileChange, ProfileView};
 use crate::accounts::validate;
 use crate::auth::AuthUser;
+use crate::http::UserLimit;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::validate::Checks;
 use crate::http::{ClientInfo, JsonBody, parse_body};
@@ -92,6 +93,7 @@ fn filled(value: &Option<String>) -> Option<&str> {
 pub async fn update_profile(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     client: ClientInfo,
     body: JsonBody<'_, UpdateProfileRequest>,
 ) -> ApiResult<Json<ProfileView>> {

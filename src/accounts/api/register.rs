@@ -78,7 +78,6 @@ pub async fn register(
     body: JsonBody<'_, RegisterRequest>,
 ) -> ApiResult<Created<Json<AuthResponse>>> {
     let body = parse_body(body)?;
-    app.limits.register_per_ip.check(&client.ip_key())?;
     let registration = parse(&body)?;
     let lookup = registration.email.clone();
     if app

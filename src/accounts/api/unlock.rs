@@ -28,7 +28,6 @@ pub async fn unlock_account(
     body: JsonBody<'_, TokenRequest>,
 ) -> ApiResult<Json<MessageResponse>> {
     let body = parse_body(body)?;
-    app.limits.password_reset_per_ip.check(&client.ip_key())?;
     let (user_id, until) =
         lockout::parse_unlock_token(app.jwt.derived(), &body.token).ok_or_else(bad_token)?;
     let now = app.clock.now_ms();

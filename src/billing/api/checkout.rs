@@ -11,6 +11,7 @@ use crate::auth::AuthUser;
 use crate::billing::status::ChangeKind;
 use crate::billing::store::{self, Change, Plan, SubscriptionRow};
 use crate::billing::stripe::{self, CheckoutMode, Stripe};
+use crate::http::UserLimit;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
@@ -163,6 +164,7 @@ fn record_checkout(
 pub async fn checkout(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     client: ClientInfo,
     key: IdempotencyHeader,
     body: JsonBody<'_, CheckoutRequest>,

@@ -9,6 +9,7 @@ use super::fields::{secs, stripe_for, time};
 use crate::auth::AuthUser;
 use crate::billing::store::{self, ChangeView, SubscriptionRow};
 use crate::billing::stripe;
+use crate::http::UserLimit;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::PlanId;
@@ -118,6 +119,7 @@ pub struct HistoryResponse {
 pub async fn history(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     limit: Option<&str>,
 ) -> ApiResult<Json<HistoryResponse>> {
     let limit = crate::http::pagination::page_limit(limit, 20, 100)?;

@@ -10,6 +10,7 @@ use super::fields::{fresh_ref, optional_json, redirect, stripe_for};
 use crate::auth::AuthUser;
 use crate::billing::store;
 use crate::billing::stripe;
+use crate::http::UserLimit;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::validate::Checks;
 use crate::state::App;
@@ -40,6 +41,7 @@ pub struct PortalResponse {
 pub async fn portal(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     body: Capped<String>,
 ) -> ApiResult<Json<PortalResponse>> {
     let body: PortalRequest = optional_json(body)?.unwrap_or_default();

@@ -15,6 +15,7 @@ use super::fields::stripe_for;
 use crate::auth::AuthUser;
 use crate::billing::store::{self, Pack};
 use crate::billing::stripe::{self, CheckoutMode};
+use crate::http::UserLimit;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::{ClientInfo, JsonBody, parse_body};
@@ -102,6 +103,7 @@ fn record_purchase(
 pub async fn purchase(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     client: ClientInfo,
     key: IdempotencyHeader,
     body: JsonBody<'_, PurchaseRequest>,

@@ -82,6 +82,22 @@ settings_section! {
         rate_limit_password_reset_per_hour: u32 = 10,
         resend_verification_interval_secs: u64 = 60,
         password_reset_email_interval_secs: u64 = 60,
+        /// Per client IP: verify-email, resend-verification, refresh, plans.
+        rate_limit_public_per_minute: u32 = 60,
+        /// Per source IP on `POST /api/webhooks/stripe` (Stripe's bursts stay far below).
+        rate_limit_webhook_per_minute: u32 = 6000,
+        /// Per client IP across every route (the webhook intake has its own limit).
+        rate_limit_global_per_minute: u32 = 1200,
+        /// Per user: token use, hold create/capture/release.
+        rate_limit_token_mutations_per_minute: u32 = 120,
+        /// Per user: social task claims.
+        rate_limit_social_claims_per_hour: u32 = 30,
+        /// Per user: checkout, purchase and portal sessions (each opens one at Stripe).
+        rate_limit_checkout_per_hour: u32 = 20,
+        /// Per user: billing history (each call is a Stripe call).
+        rate_limit_billing_history_per_minute: u32 = 10,
+        /// Per user: profile updates and password changes.
+        rate_limit_account_changes_per_hour: u32 = 30,
     }
 }
 

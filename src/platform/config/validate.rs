@@ -152,6 +152,38 @@ impl RateLimits {
                 "rate_limit_password_reset_per_hour",
                 self.rate_limit_password_reset_per_hour,
             ),
+            (
+                "rate_limit_public_per_minute",
+                self.rate_limit_public_per_minute,
+            ),
+            (
+                "rate_limit_webhook_per_minute",
+                self.rate_limit_webhook_per_minute,
+            ),
+            (
+                "rate_limit_global_per_minute",
+                self.rate_limit_global_per_minute,
+            ),
+            (
+                "rate_limit_token_mutations_per_minute",
+                self.rate_limit_token_mutations_per_minute,
+            ),
+            (
+                "rate_limit_social_claims_per_hour",
+                self.rate_limit_social_claims_per_hour,
+            ),
+            (
+                "rate_limit_checkout_per_hour",
+                self.rate_limit_checkout_per_hour,
+            ),
+            (
+                "rate_limit_billing_history_per_minute",
+                self.rate_limit_billing_history_per_minute,
+            ),
+            (
+                "rate_limit_account_changes_per_hour",
+                self.rate_limit_account_changes_per_hour,
+            ),
         ])?;
         at_most_ten_years(&[
             (

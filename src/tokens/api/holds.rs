@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::checks;
 use crate::auth::AuthUser;
+use crate::http::UserLimit;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::validate::Checks;
@@ -81,6 +82,7 @@ fn answer(
 pub async fn create_hold(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     key: IdempotencyHeader,
     body: JsonBody<'_, HoldRequest>,
 ) -> ApiResult<Stored> {
@@ -131,6 +133,7 @@ pub async fn create_hold(
 pub async fn capture_hold(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     key: IdempotencyHeader,
     id: &str,
     body: JsonBody<'_, CaptureRequest>,
@@ -172,6 +175,7 @@ pub async fn capture_hold(
 pub async fn release_hold(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     key: IdempotencyHeader,
     id: &str,
 ) -> ApiResult<Stored> {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
+use crate::http::UserLimit;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::validate::{Checks, http_url};
@@ -102,6 +103,7 @@ fn task_id(id: &str) -> Result<String, String> {
 pub async fn claim_task(
     app: &State<App>,
     user: AuthUser,
+    _limit: UserLimit,
     client: ClientInfo,
     key: IdempotencyHeader,
     body: JsonBody<'_, ClaimRequest>,

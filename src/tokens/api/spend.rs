@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::checks;
 use crate::auth::SessionToken;
+use crate::http::UserLimit;
 use crate::http::error::{ApiResult, Problem};
 use crate::http::idempotency::{IdempotencyHeader, Idempotent, Stored};
 use crate::http::validate::Checks;
@@ -47,6 +48,7 @@ pub struct UseResponse {
 pub async fn use_tokens(
     app: &State<App>,
     token: SessionToken,
+    _limit: UserLimit,
     key: IdempotencyHeader,
     body: JsonBody<'_, UseRequest>,
 ) -> ApiResult<Stored> {

@@ -51,6 +51,29 @@ pub fn test_figment(dir: &Path) -> Figment {
             "rate_limit_password_reset_per_hour",
             10_000,
         ))
+        .merge(Serialized::global("rate_limit_public_per_minute", 100_000))
+        .merge(Serialized::global("rate_limit_webhook_per_minute", 100_000))
+        .merge(Serialized::global(
+            "rate_limit_global_per_minute",
+            1_000_000,
+        ))
+        .merge(Serialized::global(
+            "rate_limit_token_mutations_per_minute",
+            100_000,
+        ))
+        .merge(Serialized::global(
+            "rate_limit_social_claims_per_hour",
+            100_000,
+        ))
+        .merge(Serialized::global("rate_limit_checkout_per_hour", 100_000))
+        .merge(Serialized::global(
+            "rate_limit_billing_history_per_minute",
+            100_000,
+        ))
+        .merge(Serialized::global(
+            "rate_limit_account_changes_per_hour",
+            100_000,
+        ))
         .merge(Serialized::global(
             "public_base_url",
             "https://studio.example.com",
