@@ -71,6 +71,8 @@ def main():
         "ROCKET_RATE_LIMIT_LOGIN_PER_MINUTE": "1000000",
         "ROCKET_RATE_LIMIT_REGISTER_PER_HOUR": "1000000",
         "ROCKET_LOGIN_MAX_FAILURES": "1000000",
+        "ROCKET_RATE_LIMIT_GLOBAL_PER_MINUTE": "100000000",
+        "ROCKET_RATE_LIMIT_ACCOUNT_CHANGES_PER_HOUR": "100000000",
     })
     server = subprocess.Popen([binary, "serve"], cwd=workdir, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
