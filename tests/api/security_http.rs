@@ -377,3 +377,40 @@ async fn a_client_request_id_is_echoed_but_never_replaces_ours() {
     assert_ne!(ours, "trace-abc-123");
     assert!(uuid::Uuid::parse_str(ours).is_ok(), "{ours}");
 }
+
+/// The console page runs under the site's CSP (`default-src 'self'`, no inline code), so
+/// its look comes from a stylesheet of its own, which must load.
+#[rocket::async_test]
+async fn the_admin_page_has_no_inline_code_and_its_stylesheet_loads() {
+    let app = spawn_app().await;
+    let page = app.get("/admin", None).await;
+    assert_eq!(page.status, Status::Ok);
+    let csp = page
+        .header("content-security-policy")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = page.body.as_str().unwrap_or_default().to_owned();
+    for inline in ["<style", "<script>", " style=", "onclick="] {
+        assert!(
+            !html.contains(inline),
+            "inline code in the console page: {inline}"
+        );
+    }
+    assert!(
+        html.contains(r#"<link rel="stylesheet" href="/admin/admin.css">"#),
+        "{html}"
+    );
+    let css = app.get("/admin/admin.css", None).await;
+    assert_eq!(css.status, Status::Ok);
+    assert_eq!(css.content_type.as_deref(), Some("text/css; charset=utf-8"));
+    assert!(
+        css.body
+            .as_str()
+            .unwrap_or_default()
+            .contains("font-family")
+    );
+}
