@@ -38,46 +38,36 @@ pub struct TestApp {
     pub dir: TempDir,
 }
 
+/// Limits high enough that no test meets them by accident; a test of a limit lowers it.
+const UNREACHED_LIMITS: [(&str, u32); 11] = [
+    ("rate_limit_login_per_minute", 10_000),
+    ("rate_limit_register_per_hour", 10_000),
+    ("rate_limit_password_reset_per_hour", 10_000),
+    ("rate_limit_public_per_minute", 100_000),
+    ("rate_limit_webhook_per_minute", 100_000),
+    ("rate_limit_global_per_minute", 1_000_000),
+    ("rate_limit_token_mutations_per_minute", 100_000),
+    ("rate_limit_social_claims_per_hour", 100_000),
+    ("rate_limit_checkout_per_hour", 100_000),
+    ("rate_limit_billing_history_per_minute", 100_000),
+    ("rate_limit_account_changes_per_hour", 100_000),
+];
+
 /// Settings that keep tests fast and out of each other's way, for an app whose data is in `dir`.
 pub fn test_figment(dir: &Path) -> Figment {
-    audiostudio::platform::config::figment(Some(Path::new("/nonexistent/Rocket.toml")))
-        .merge(Serialized::global("data_dir", dir))
-        .merge(Serialized::global("log_level", "off"))
-        .merge(Serialized::global("argon2_memory_kib", 1024))
-        .merge(Serialized::global("argon2_iterations", 1))
-        .merge(Serialized::global("rate_limit_login_per_minute", 10_000))
-        .merge(Serialized::global("rate_limit_register_per_hour", 10_000))
-        .merge(Serialized::global(
-            "rate_limit_password_reset_per_hour",
-            10_000,
-        ))
-        .merge(Serialized::global("rate_limit_public_per_minute", 100_000))
-        .merge(Serialized::global("rate_limit_webhook_per_minute", 100_000))
-        .merge(Serialized::global(
-            "rate_limit_global_per_minute",
-            1_000_000,
-        ))
-        .merge(Serialized::global(
-            "rate_limit_token_mutations_per_minute",
-            100_000,
-        ))
-        .merge(Serialized::global(
-            "rate_limit_social_claims_per_hour",
-            100_000,
-        ))
-        .merge(Serialized::global("rate_limit_checkout_per_hour", 100_000))
-        .merge(Serialized::global(
-            "rate_limit_billing_history_per_minute",
-            100_000,
-        ))
-        .merge(Serialized::global(
-            "rate_limit_account_changes_per_hour",
-            100_000,
-        ))
-        .merge(Serialized::global(
-            "public_base_url",
-            "https://studio.example.com",
-        ))
+    let figment =
+        audiostudio::platform::config::figment(Some(Path::new("/nonexistent/Rocket.toml")))
+            .merge(Serialized::global("data_dir", dir))
+            .merge(Serialized::global("log_level", "off"))
+            .merge(Serialized::global("argon2_memory_kib", 1024))
+            .merge(Serialized::global("argon2_iterations", 1))
+            .merge(Serialized::global(
+                "public_base_url",
+                "https://studio.example.com",
+            ));
+    UNREACHED_LIMITS.iter().fold(figment, |f, (key, value)| {
+        f.merge(Serialized::global(key, value))
+    })
 }
 
 /// An app built from [`test_figment`] as `customize` changes it, with `event_handler`
@@ -87,7 +77,16 @@ pub async fn spawn_app_handling(
     event_handler: Option<Arc<dyn EventHandler>>,
 ) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_now();
+    launch(dir, ManualClock::starting_now(), customize, event_handler).await
+}
+
+/// The app on the data of `dir` with `clock`.
+async fn launch(
+    dir: TempDir,
+    clock: Arc<ManualClock>,
+    customize: impl FnOnce(Figment) -> Figment,
+    event_handler: Option<Arc<dyn EventHandler>>,
+) -> TestApp {
     let rocket = audiostudio::build(
         customize(test_figment(dir.path())),
         Deps {
@@ -132,16 +131,7 @@ impl TestApp {
     pub async fn restart_with(self, customize: impl FnOnce(Figment) -> Figment) -> TestApp {
         let TestApp { client, clock, dir } = self;
         drop(client);
-        let rocket = audiostudio::build(
-            customize(test_figment(dir.path())),
-            Deps {
-                clock: clock.clone(),
-                event_handler: None,
-            },
-        )
-        .unwrap();
-        let client = Client::untracked(rocket).await.unwrap();
-        TestApp { client, clock, dir }
+        launch(dir, clock, customize, None).await
     }
 
     pub fn clock_now(&self) -> i64 {
