@@ -1,4 +1,5 @@
-//! The account emails: address verification, password reset and a lockout's unlock link.
+//! The account emails: address verification, password reset, a lockout's unlock link,
+//! and the notices of changes to two-factor sign-in.
 
 use crate::platform::mail::Email;
 
@@ -46,6 +47,49 @@ pub fn account_locked(base_url: &str, to: &str, token: &str) -> Email {
         "Unlock my account",
         &link,
         "If it was not you, someone may be guessing your password: use the link, then choose a new password if it could be guessed.",
+    )
+}
+
+/// A change to an account's two-factor sign-in, told to its owner.
+#[derive(Debug, Clone, Copy)]
+pub enum MfaChange {
+    Enabled,
+    Disabled,
+    RecoveryCodeUsed { remaining: i64 },
+    Reset,
+}
+
+/// The notice of `change`; the link leads to the account's security settings.
+pub fn mfa_notice(base_url: &str, to: &str, change: MfaChange) -> Email {
+    let link = format!("{}/account/security", base_url.trim_end_matches('/'));
+    let remaining;
+    let (subject, intro) = match change {
+        MfaChange::Enabled => (
+            "Two-factor sign-in is on",
+            "Two-factor authentication was turned on for your audiostudio account: signing in now asks for a code from your authenticator app. Keep your recovery codes somewhere safe.",
+        ),
+        MfaChange::Disabled => (
+            "Two-factor sign-in is off",
+            "Two-factor authentication was turned off for your audiostudio account: signing in asks only for the password again.",
+        ),
+        MfaChange::RecoveryCodeUsed { remaining: left } => {
+            remaining = format!(
+                "A recovery code was used to sign in to your audiostudio account. Each code works once; {left} unused codes are left."
+            );
+            ("A recovery code was used", remaining.as_str())
+        }
+        MfaChange::Reset => (
+            "Two-factor sign-in was reset",
+            "An administrator reset two-factor authentication of your audiostudio account: signing in asks only for the password until you enrol again.",
+        ),
+    };
+    Email::with_link(
+        to,
+        subject,
+        intro,
+        "Review your account",
+        &link,
+        "If it was not you, change your password at once and review your sessions.",
     )
 }
 

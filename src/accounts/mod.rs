@@ -3,6 +3,7 @@
 pub mod api;
 pub mod emails;
 pub mod lockout;
+pub mod mfa;
 pub mod one_time;
 pub mod ops;
 pub mod store;
@@ -12,13 +13,18 @@ use rocket::{Build, Rocket, Route, routes};
 use utoipa::OpenApi;
 
 use api::{
-    change_password, login, logout, password_reset, profile, refresh, register, sessions, unlock,
-    verify_email,
+    change_password, login, logout, mfa_disable, mfa_enrol, mfa_verify, password_reset, profile,
+    refresh, register, sessions, unlock, verify_email,
 };
 
 /// Mounts the account routes under `/api/auth`.
 pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
+    // Read by the admin guard; without the settings (never in practice) it stays required.
+    let required = rocket
+        .state::<crate::state::App>()
+        .is_none_or(|app| app.settings.auth.mfa_required_for_admins);
     rocket
+        .manage(crate::auth::mfa::AdminMfaPolicy { required })
         .manage(lockout::ShadowCounters::default())
         .mount("/api/auth", routes())
 }
@@ -39,7 +45,11 @@ fn routes() -> Vec<Route> {
         password_reset::reset_password,
         verify_email::verify_email,
         verify_email::resend_verification,
-        unlock::unlock_account
+        unlock::unlock_account,
+        mfa_enrol::setup,
+        mfa_enrol::confirm,
+        mfa_disable::disable,
+        mfa_verify::verify
     ]
 }
 
@@ -62,7 +72,11 @@ fn routes() -> Vec<Route> {
         verify_email::verify_email,
         verify_email::resend_verification,
         unlock::unlock_account,
+        mfa_enrol::setup,
+        mfa_enrol::confirm,
+        mfa_disable::disable,
+        mfa_verify::verify,
     ),
-    components(schemas(crate::auth::sessions::SessionView))
+    components(schemas(crate::auth::sessions::SessionView, crate::auth::mfa::Factor))
 )]
 pub struct ApiDoc;

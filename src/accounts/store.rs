@@ -33,9 +33,12 @@ pub struct ProfileView {
     #[schema(value_type = Object)]
     pub preferences: Value,
     pub token_balance: i64,
+    /// Whether two-factor sign-in is on (an enrolment confirmed with a code).
+    pub mfa_enabled: bool,
 }
 
 /// What login needs to know about an account.
+#[derive(Clone)]
 pub struct Credentials {
     pub id: UserId,
     pub email: String,
@@ -201,7 +204,8 @@ pub fn clear_login_failures(tx: &Transaction<'_>, user_id: &UserId) -> rusqlite:
 pub fn profile(conn: &Connection, user_id: &UserId) -> rusqlite::Result<Option<ProfileView>> {
     conn.query_row(
         &format!(
-            "SELECT {USER_COLUMNS}, p.bio, p.avatar_url, COALESCE(p.preferences, '{{}}'), u.token_balance
+            "SELECT {USER_COLUMNS}, p.bio, p.avatar_url, COALESCE(p.preferences, '{{}}'), u.token_balance,
+                    EXISTS (SELECT 1 FROM user_mfa m WHERE m.user_id = u.id AND m.confirmed_at IS NOT NULL)
              FROM {USERS_WITH_PROFILES} WHERE u.id = ?1"
         ),
         [user_id],
@@ -213,6 +217,7 @@ pub fn profile(conn: &Connection, user_id: &UserId) -> rusqlite::Result<Option<P
                 avatar_url: r.get(8)?,
                 preferences: serde_json::from_str(&preferences).unwrap_or(Value::Object(Default::default())),
                 token_balance: r.get(10)?,
+                mfa_enabled: r.get(11)?,
             })
         },
     )

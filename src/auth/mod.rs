@@ -2,6 +2,7 @@
 
 pub mod derived;
 pub mod jwt;
+pub mod mfa;
 pub mod password;
 pub mod roles;
 pub mod sessions;
@@ -130,7 +131,10 @@ impl<'r> FromRequest<'r> for AdminUser {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         match req.guard::<AuthUser>().await {
-            Outcome::Success(user) if user.is_admin() => Outcome::Success(AdminUser(user)),
+            Outcome::Success(user) if user.is_admin() => match mfa::admin_check(req, &user).await {
+                Ok(()) => Outcome::Success(AdminUser(user)),
+                Err(e) => Outcome::Error((e.status(), e)),
+            },
             Outcome::Success(_) => Outcome::Error((Status::Forbidden, ApiError::Forbidden)),
             Outcome::Error(e) => Outcome::Error(e),
             Outcome::Forward(s) => Outcome::Forward(s),

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::derived::DerivedKey;
+use super::mfa::Factor;
 use super::roles::{Role, UserStatus};
 use crate::platform::client::ClientInfo;
 use crate::platform::clock::{Millis, rfc3339};
@@ -47,6 +48,7 @@ impl Lifetime {
     }
 }
 
+/// A session opened with the password alone.
 pub fn create(
     tx: &Transaction<'_>,
     user_id: &UserId,
@@ -54,17 +56,30 @@ pub fn create(
     lifetime: Lifetime,
     client: &ClientInfo,
 ) -> rusqlite::Result<NewSession> {
+    create_with_factor(tx, user_id, now, lifetime, client, Factor::Password)
+}
+
+/// A session opened with `factor` (recorded in `sessions.factor`).
+pub fn create_with_factor(
+    tx: &Transaction<'_>,
+    user_id: &UserId,
+    now: Millis,
+    lifetime: Lifetime,
+    client: &ClientInfo,
+    factor: Factor,
+) -> rusqlite::Result<NewSession> {
     let session_id = SessionId::from(uuid::Uuid::now_v7().to_string());
     tx.execute(
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent)
-         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6)",
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, ip, user_agent, factor)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)",
         params![
             session_id,
             user_id,
             now,
             lifetime.expiry(now, now),
             client.ip.map(|ip| ip.to_string()),
-            client.user_agent
+            client.user_agent,
+            factor
         ],
     )?;
     let (refresh_token, hash) = new_opaque_token();

@@ -1,10 +1,12 @@
-//! `audiostudio users`: create accounts (admins included) and list them.
+//! `audiostudio users`: create accounts (admins included), list them, reset an account's
+//! two-factor sign-in.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use super::Cli;
-use crate::accounts::{ops, validate};
+use crate::accounts::mfa::ops as mfa_ops;
+use crate::accounts::{ops, store, validate};
 use crate::auth::roles::Role;
 use crate::platform::audit::Actor;
 use crate::platform::clock::{Clock, SystemClock};
@@ -23,6 +25,12 @@ pub enum Command {
     },
     /// List every user, oldest first
     List,
+    /// Turn off an account's two-factor sign-in (lost authenticator and recovery codes);
+    /// audited, and the owner is told by email
+    MfaReset {
+        /// The account's email address
+        email: String,
+    },
 }
 
 pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
@@ -60,8 +68,54 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
+        Command::MfaReset { email } => return mfa_reset(&settings, &db, email),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `users mfa-reset <email>`: exit 1 when there is no such account or nothing to reset.
+fn mfa_reset(
+    settings: &crate::platform::config::Settings,
+    db: &crate::platform::db::Db,
+    email: &str,
+) -> anyhow::Result<ExitCode> {
+    let email = validate::normalize_email(email);
+    let (now, base_url) = (
+        SystemClock.now_ms(),
+        settings.server.public_base_url.clone(),
+    );
+    let lookup = email.clone();
+    let reset = db.write_blocking(move |tx| {
+        let Some(account) = store::find_credentials(tx, &lookup)? else {
+            return Ok::<_, anyhow::Error>(None);
+        };
+        Ok(Some(mfa_ops::reset(
+            tx,
+            &base_url,
+            &account,
+            &Actor::cli(),
+            now,
+        )?))
+    })?;
+    let (line, code) = match reset {
+        None => (format!("no account with email {email}"), ExitCode::FAILURE),
+        Some(false) => (
+            format!("{email} has no two-factor authentication; nothing changed"),
+            ExitCode::FAILURE,
+        ),
+        Some(true) => (
+            format!(
+                "two-factor authentication of {email} was reset; they log in with the password alone until they enrol again"
+            ),
+            ExitCode::SUCCESS,
+        ),
+    };
+    if code == ExitCode::SUCCESS {
+        writeln!(std::io::stdout(), "{line}")?;
+    } else {
+        writeln!(std::io::stderr(), "{line}")?;
+    }
+    Ok(code)
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -59,6 +59,9 @@ pub enum ApiError {
     /// 403: the caller must verify their email address first; the detail says what for.
     #[error("{0}")]
     EmailNotVerified(&'static str),
+    /// 403: the caller must use a second factor first; the detail says how.
+    #[error("{0}")]
+    MfaRequired(&'static str),
     /// 404: nothing the caller may see.
     #[error("not found")]
     NotFound,
@@ -103,7 +106,9 @@ impl ApiError {
             ApiError::BadRequest(_) => Status::BadRequest,
             ApiError::Unauthorized(_) => Status::Unauthorized,
             ApiError::PaymentRequired(_) | ApiError::PaymentFailed(_) => Status::PaymentRequired,
-            ApiError::Forbidden | ApiError::EmailNotVerified(_) => Status::Forbidden,
+            ApiError::Forbidden | ApiError::EmailNotVerified(_) | ApiError::MfaRequired(_) => {
+                Status::Forbidden
+            }
             ApiError::NotFound => Status::NotFound,
             ApiError::Conflict(_) => Status::Conflict,
             ApiError::PayloadTooLarge => Status::PayloadTooLarge,
@@ -138,6 +143,7 @@ impl ApiError {
                 None,
             ),
             ApiError::EmailNotVerified(_) => ("email-not-verified", Some(self.to_string()), None),
+            ApiError::MfaRequired(_) => ("mfa-required", Some(self.to_string()), None),
             ApiError::NotFound => ("not-found", None, None),
             ApiError::TooManyRequests { .. } => ("rate-limited", Some(self.to_string()), None),
             ApiError::Unauthorized(_) => ("unauthorized", Some(self.to_string()), None),

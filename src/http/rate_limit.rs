@@ -196,7 +196,7 @@ impl RateLimits {
     pub fn class_of(method: &str, path: &str) -> Option<Class> {
         let path = path.trim_end_matches('/');
         let class = match (method, path) {
-            ("POST", "/api/auth/login") => Class::Login,
+            ("POST", "/api/auth/login" | "/api/auth/mfa/verify") => Class::Login,
             ("POST", "/api/auth/register") => Class::Register,
             ("POST", "/api/auth/request-password-reset" | "/api/auth/reset-password")
             | ("POST", "/api/auth/unlock-account") => Class::PasswordReset,
@@ -218,6 +218,7 @@ impl RateLimits {
             ("PUT", "/api/auth/profile") | ("POST", "/api/auth/change-password") => {
                 Class::AccountChange
             }
+            ("POST", p) if p.starts_with("/api/auth/mfa/totp/") => Class::AccountChange,
             _ => return None,
         };
         Some(class)

@@ -29,10 +29,6 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-fn incorrect() -> ApiError {
-    ApiError::field("current_password", "is incorrect")
-}
-
 /// Change the password; every other session is logged out.
 #[utoipa::path(post, path = "/api/auth/change-password", tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,
     responses(
@@ -64,7 +60,17 @@ pub async fn change_password(
         validate::not_personal(&body.new_password, &account.email),
     );
     checks.finish(personal)?;
-    verify_current(app, &user, &client, &account, body.current_password).await?;
+    let (field, action) = ("current_password", "auth.password_change_failed");
+    verify_current(
+        app,
+        &user,
+        &client,
+        &account,
+        body.current_password,
+        field,
+        action,
+    )
+    .await?;
     let new_hash = app.hasher.hash(new_password).await?;
     let now = app.clock.now_ms();
     let count = app
@@ -102,14 +108,17 @@ pub async fn change_password(
     }))
 }
 
-/// Proves `current` is the caller's password. Guessing it counts as failed logins (the
-/// same reservation as login): a stolen access token must not allow unlimited guesses.
-async fn verify_current(
+/// Proves `current` is the caller's password (a 422 on `field` when not, audited as
+/// `action`). Guessing it counts as failed logins (the same reservation as login): a
+/// stolen access token must not allow unlimited guesses.
+pub(super) async fn verify_current(
     app: &App,
     user: &AuthUser,
     client: &ClientInfo,
     account: &Credentials,
     current: String,
+    field: &'static str,
+    action: &'static str,
 ) -> ApiResult<()> {
     let (lockout, now, user_id) = (
         AccountLockout::of(app),
@@ -148,7 +157,7 @@ async fn verify_current(
     let queued = app
         .db
         .write(move |tx| {
-            let event = Event::new("auth.password_change_failed")
+            let event = Event::new(action)
                 .target("user", &user_id)
                 .details(json!({ "locked": locks_until.is_some() }));
             audit::record(tx, now, &actor, event)?;
@@ -162,5 +171,5 @@ async fn verify_current(
     if queued {
         app.mail_wakeup.notify_one();
     }
-    Err(incorrect())
+    Err(ApiError::field(field, "is incorrect"))
 }

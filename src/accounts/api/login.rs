@@ -1,18 +1,23 @@
 //! `POST /api/auth/login`: email and password in, a new session out, in four steps:
 //! reserve an attempt (or refuse a locked account), verify the password, record a
-//! failure, open the session.
+//! failure, open the session. An account with two-factor sign-in gets a challenge
+//! instead of the session (completed by `POST /api/auth/mfa/verify`), and its failure
+//! count stays until the second factor is right: a known password must not reset the
+//! lockout between guesses of the code.
 
 use rocket::serde::json::Json;
 use rocket::{State, post};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::{AuthResponse, auth_response, session_lifetime};
 use crate::accounts::lockout::{self, AccountLockout, LockNotice, ShadowCounters};
+use crate::accounts::mfa::store as mfa_store;
 use crate::accounts::store::{self, Credentials, UserView};
 use crate::accounts::validate;
+use crate::auth::mfa;
 use crate::auth::password::{MAX_LEN, Verified};
 use crate::auth::roles::UserStatus;
 use crate::auth::sessions::{self, NewSession};
@@ -20,6 +25,7 @@ use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::Millis;
+use crate::platform::secret_token::new_opaque_token;
 use crate::state::App;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -29,6 +35,26 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// What a login answers: a session, or, for an account with two-factor sign-in, the
+/// challenge to complete with `POST /api/auth/mfa/verify`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    Session(AuthResponse),
+    Challenge(MfaChallenge),
+}
+
+/// The password was right; a second factor is needed. No access or refresh token yet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaChallenge {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// Sent back with the code to `POST /api/auth/mfa/verify`.
+    pub mfa_token: String,
+    /// Seconds the challenge stays valid.
+    pub expires_in: u64,
+}
+
 fn invalid_credentials() -> ApiError {
     ApiError::Unauthorized("the email or password is incorrect")
 }
@@ -36,7 +62,7 @@ fn invalid_credentials() -> ApiError {
 /// Log in with email and password.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in", body = AuthResponse),
+        (status = 200, description = "Logged in, or (two-factor accounts) the challenge to complete", body = LoginResponse),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password, or a disabled account", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong JSON types or fields", body = Problem, content_type = "application/problem+json"),
@@ -48,7 +74,7 @@ pub async fn login(
     shadow: &State<ShadowCounters>,
     client: ClientInfo,
     body: JsonBody<'_, LoginRequest>,
-) -> ApiResult<Json<AuthResponse>> {
+) -> ApiResult<Json<LoginResponse>> {
     let body = parse_body(body)?;
     let email = validate::normalize_email(&body.email);
     let (account, locks_until) = reserve(app, shadow.inner().clone(), email.clone()).await?;
@@ -70,8 +96,19 @@ pub async fn login(
     if account.status != UserStatus::Active {
         return Err(ApiError::Unauthorized("this account is disabled"));
     }
-    let (user, session) = open_session(app, account, verified, client).await?;
-    Ok(Json(auth_response(app, user, session)?))
+    let expires_in = app.settings.auth.mfa_challenge_ttl_secs;
+    Ok(Json(
+        match open_session(app, account, verified, client).await? {
+            Opened::Session(user, session) => {
+                LoginResponse::Session(auth_response(app, user, session)?)
+            }
+            Opened::Challenge(mfa_token) => LoginResponse::Challenge(MfaChallenge {
+                mfa_required: true,
+                mfa_token,
+                expires_in,
+            }),
+        },
+    ))
 }
 
 /// Counts this attempt against the account (or the unknown email) before any hashing;
@@ -137,6 +174,28 @@ async fn record_failure(
     Ok(())
 }
 
+/// What a verified password opens.
+enum Opened {
+    Session(UserView, NewSession),
+    /// The token of the second-factor challenge.
+    Challenge(String),
+}
+
+/// Stores the challenge of a verified password for a two-factor account; its token.
+fn challenge(
+    tx: &rusqlite::Transaction<'_>,
+    account: &Credentials,
+    client: &ClientInfo,
+    now: Millis,
+    ttl_ms: Millis,
+) -> ApiResult<String> {
+    let (token, hash) = new_opaque_token();
+    mfa_store::insert_challenge(tx, &hash, &account.id, now, now.saturating_add(ttl_ms))?;
+    let event = Event::new("auth.mfa_challenged").target("user", &account.id);
+    audit::record(tx, now, &Actor::user(&account.id, client), event)?;
+    Ok(token)
+}
+
 /// Opens the session of a verified login, unless the account changed since it was read.
 /// A lock set meanwhile does not stop it: this attempt was counted before it was checked.
 async fn open_session(
@@ -144,8 +203,9 @@ async fn open_session(
     account: Credentials,
     verified: Verified,
     client: ClientInfo,
-) -> ApiResult<(UserView, NewSession)> {
+) -> ApiResult<Opened> {
     let (now, lifetime) = (app.clock.now_ms(), session_lifetime(app));
+    let ttl_ms = super::secs_to_ms(app.settings.auth.mfa_challenge_ttl_secs);
     app.db
         .write(move |tx| {
             // The hash was checked outside this transaction: if the account was disabled
@@ -157,10 +217,15 @@ async fn open_session(
             {
                 return Err(invalid_credentials());
             }
-            store::clear_login_failures(tx, &account.id)?;
             if let Some(hash) = &verified.rehashed {
                 store::replace_password_hash(tx, &account.id, &account.password_hash, hash, now)?;
             }
+            if mfa::mfa_enabled(tx, &account.id)? {
+                return Ok(Opened::Challenge(challenge(
+                    tx, &account, &client, now, ttl_ms,
+                )?));
+            }
+            store::clear_login_failures(tx, &account.id)?;
             let session = sessions::create(tx, &account.id, now, lifetime, &client)?;
             audit::record(
                 tx,
@@ -169,7 +234,7 @@ async fn open_session(
                 Event::new("auth.login").target("session", &session.session_id),
             )?;
             let user = store::find_user(tx, &account.id)?.ok_or(ApiError::NotFound)?;
-            Ok((user, session))
+            Ok(Opened::Session(user, session))
         })
         .await
 }

@@ -3,6 +3,9 @@
 pub mod change_password;
 pub mod login;
 pub mod logout;
+pub mod mfa_disable;
+pub mod mfa_enrol;
+pub mod mfa_verify;
 pub mod password_reset;
 pub mod profile;
 pub mod refresh;

@@ -71,6 +71,12 @@ settings_section! {
         login_lockout_secs: u64 = 15 * 60,
         /// A session unused (not refreshed) this long ends, whatever its absolute lifetime.
         session_idle_timeout_secs: u64 = 7 * 24 * 3600,
+        /// Admins use the admin API only from a session opened with a second factor.
+        mfa_required_for_admins: bool = true,
+        /// How long the challenge of a password accepted for a two-factor account lasts.
+        mfa_challenge_ttl_secs: u64 = 300,
+        /// The issuer authenticator apps show next to the account (no `:`).
+        mfa_issuer: String = "audiostudio".into(),
     }
 }
 

@@ -86,6 +86,12 @@ impl Auth {
     pub(super) fn validate(&self) -> anyhow::Result<()> {
         self.argon2_params().map_err(|e| anyhow::anyhow!("invalid configuration: argon2_memory_kib / argon2_iterations / argon2_parallelism: {e}\nfix: remove them to use the OWASP defaults (19456, 2, 1)"))?;
         at_least_one(&[("login_max_failures", self.login_max_failures)])?;
+        if self.mfa_issuer.trim().is_empty() || self.mfa_issuer.contains(':') {
+            bail!(
+                "invalid configuration: mfa_issuer = {:?} is empty or contains ':'\nfix: use the service's name as authenticator apps should show it, e.g. audiostudio",
+                self.mfa_issuer
+            );
+        }
         for (key, value, max) in [
             (
                 "access_token_ttl_secs",
@@ -93,6 +99,7 @@ impl Auth {
                 TEN_YEARS_SECS,
             ),
             ("refresh_token_ttl_days", self.refresh_token_ttl_days, 3660),
+            ("mfa_challenge_ttl_secs", self.mfa_challenge_ttl_secs, 3600),
             (
                 "login_lockout_secs",
                 self.login_lockout_secs,
