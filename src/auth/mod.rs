@@ -133,7 +133,7 @@ impl<'r> FromRequest<'r> for AdminUser {
         match req.guard::<AuthUser>().await {
             Outcome::Success(user) if user.is_admin() => match mfa::admin_check(req, &user).await {
                 Ok(()) => Outcome::Success(AdminUser(user)),
-                Err(e) => Outcome::Error((e.status(), e)),
+                Err(e) => Outcome::Error(crate::http::error::guard_failure(req, e)),
             },
             Outcome::Success(_) => Outcome::Error((Status::Forbidden, ApiError::Forbidden)),
             Outcome::Error(e) => Outcome::Error(e),

@@ -231,10 +231,36 @@ fn problem_json() -> ContentType {
     ContentType::new("application", "problem+json")
 }
 
+/// The problem a request guard failed with. Rocket hands catchers only the status, so a
+/// guard whose refusal must say more (what to do) leaves it here for the catcher.
+struct GuardProblem(Option<Problem>);
+
+/// `e` as a guard's failure, its problem kept for the catcher.
+pub fn guard_failure(req: &Request<'_>, e: ApiError) -> (Status, ApiError) {
+    req.local_cache(|| GuardProblem(Some(e.problem(None))));
+    (e.status(), e)
+}
+
+/// The problem a guard kept for this status, if any.
+fn kept_problem(req: &Request<'_>, status: Status) -> Option<Problem> {
+    let kept = req.local_cache(|| GuardProblem(None)).0.as_ref()?;
+    (kept.status == status.code).then(|| Problem {
+        kind: kept.kind.clone(),
+        title: kept.title.clone(),
+        status: kept.status,
+        detail: kept.detail.clone(),
+        errors: None,
+        request_id: Some(crate::http::request_id(req).to_owned()),
+    })
+}
+
 /// Rocket's own errors (no route, wrong method, body over the limit, a failed guard) as
 /// problems. A 404 on a path that has routes for other methods is a 405 with `Allow`.
 #[catch(default)]
 fn default_catcher(status: Status, req: &Request<'_>) -> Built {
+    if let Some(problem) = kept_problem(req, status) {
+        return Built(problem_response(&problem));
+    }
     let allowed = (status == Status::NotFound)
         .then(|| crate::http::methods::not_allowed(req))
         .flatten();

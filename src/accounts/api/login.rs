@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::{AuthResponse, auth_response, session_lifetime};
 use crate::accounts::lockout::{self, AccountLockout, LockNotice, ShadowCounters};
-use crate::accounts::mfa::store as mfa_store;
+use crate::accounts::mfa::{refund_password_attempt, store as mfa_store};
 use crate::accounts::store::{self, Credentials, UserView};
 use crate::accounts::validate;
 use crate::auth::mfa;
@@ -98,7 +98,7 @@ pub async fn login(
     }
     let expires_in = app.settings.auth.mfa_challenge_ttl_secs;
     Ok(Json(
-        match open_session(app, account, verified, client).await? {
+        match open_session(app, account, verified, client, locks_until).await? {
             Opened::Session(user, session) => {
                 LoginResponse::Session(auth_response(app, user, session)?)
             }
@@ -203,8 +203,10 @@ async fn open_session(
     account: Credentials,
     verified: Verified,
     client: ClientInfo,
+    locks_until: Option<Millis>,
 ) -> ApiResult<Opened> {
     let (now, lifetime) = (app.clock.now_ms(), session_lifetime(app));
+    let policy = AccountLockout::of(app).policy;
     let ttl_ms = super::secs_to_ms(app.settings.auth.mfa_challenge_ttl_secs);
     app.db
         .write(move |tx| {
@@ -221,6 +223,7 @@ async fn open_session(
                 store::replace_password_hash(tx, &account.id, &account.password_hash, hash, now)?;
             }
             if mfa::mfa_enabled(tx, &account.id)? {
+                refund_password_attempt(tx, &account.id, now, &policy, locks_until)?;
                 return Ok(Opened::Challenge(challenge(
                     tx, &account, &client, now, ttl_ms,
                 )?));

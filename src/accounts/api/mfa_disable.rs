@@ -67,6 +67,8 @@ pub async fn disable(
     let attempt = app
         .db
         .write(move |tx| {
+            // The password was right: only the code may count as a failure.
+            mfa::refund_password_attempt(tx, &target.id, now, &lockout.policy, None)?;
             let attempt = mfa::attempt(tx, &lockout, &seal, &target.id, &proof, now)?;
             if let Attempt::Accepted(_) = attempt {
                 store::remove(tx, &target.id)?;

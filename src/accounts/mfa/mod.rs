@@ -12,7 +12,7 @@ pub mod totp;
 use rusqlite::Transaction;
 use serde_json::json;
 
-use super::lockout::{self, AccountLockout, LockNotice};
+use super::lockout::{self, AccountLockout, Counter, LockNotice, Policy};
 use super::store::{self as accounts_store, Credentials};
 use crate::auth::derived::DerivedKey;
 use crate::auth::mfa::Factor;
@@ -78,6 +78,33 @@ pub fn spend(
             Ok(store::use_recovery_code(tx, user_id, digest, now)?.then_some(Factor::RecoveryCode))
         }
     }
+}
+
+/// Gives back the attempt a right password reserved when a second factor is still to
+/// come: the password was no failure, yet the count (failed codes included) must not be
+/// cleared before the code is right, or each login would allow more guesses of it.
+/// `locks_until` is the lock that password's own reservation set, if it did.
+pub fn refund_password_attempt(
+    tx: &Transaction<'_>,
+    user_id: &UserId,
+    now: Millis,
+    policy: &Policy,
+    locks_until: Option<Millis>,
+) -> rusqlite::Result<()> {
+    let mut counter = lockout::login_counter(tx, user_id)?;
+    match (counter.locked_until, locks_until) {
+        (None, _) => counter.count = counter.count.saturating_sub(1),
+        (Some(current), Some(set)) if current == set => {
+            counter = Counter {
+                count: policy.max_failures.saturating_sub(1),
+                window_start: Some(now),
+                locked_until: None,
+            };
+        }
+        // Locked by another attempt meanwhile: that lock stands.
+        _ => return Ok(()),
+    }
+    lockout::set_login_counter(tx, user_id, &counter)
 }
 
 /// The outcome of a counted attempt at a second factor.

@@ -61,6 +61,7 @@ pub fn test_figment(dir: &Path) -> Figment {
             .merge(Serialized::global("log_level", "off"))
             .merge(Serialized::global("argon2_memory_kib", 1024))
             .merge(Serialized::global("argon2_iterations", 1))
+            .merge(Serialized::global("mfa_required_for_admins", false))
             .merge(Serialized::global(
                 "public_base_url",
                 "https://studio.example.com",

@@ -12,7 +12,7 @@ pub fn latest_migration() -> i64 {
         .unwrap()
 }
 
-/// Makes sure the Python tools in tests/requirements.txt (Stripe's library, localstripe)
+/// Makes sure the Python tools in tests/requirements.txt (Stripe's library, localstripe, pyotp)
 /// are importable, installing them with pip once if they are not: `cargo test` alone
 /// works on a fresh machine. Panics with pip's output when that fails.
 pub fn ensure_python_tools() {
@@ -24,7 +24,7 @@ pub fn ensure_python_tools() {
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
-        if importable("import stripe, localstripe") {
+        if importable("import stripe, localstripe, pyotp") {
             return;
         }
         let requirements = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements.txt");
@@ -41,7 +41,7 @@ pub fn ensure_python_tools() {
             .output()
             .expect("python3 is needed by the Stripe tests");
         assert!(
-            pip.status.success() && importable("import stripe, localstripe"),
+            pip.status.success() && importable("import stripe, localstripe, pyotp"),
             "could not install the Python test tools from {requirements}: {}",
             String::from_utf8_lossy(&pip.stderr)
         );
