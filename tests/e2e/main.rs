@@ -4,6 +4,7 @@ mod accounts;
 mod audit_head;
 mod connections;
 mod harness;
+mod mfa;
 mod security;
 mod stripe;
 mod tokens;
