@@ -21,10 +21,12 @@ CREATE TABLE mfa_recovery_codes (
 ) STRICT;
 
 -- A password accepted for an account with two-factor sign-in on; only the SHA-256 of the
--- challenge token is kept.
+-- challenge token is kept, with a digest of the password hash it was accepted against
+-- (a password changed or reset meanwhile voids the challenge).
 CREATE TABLE mfa_challenges (
-    token_hash  TEXT PRIMARY KEY,
-    user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    token_hash       TEXT PRIMARY KEY,
+    user_id          TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    password_digest  TEXT NOT NULL,
     created_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL
 ) STRICT;

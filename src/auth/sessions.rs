@@ -296,6 +296,8 @@ pub struct SessionView {
     pub expires_at: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// How its owner signed in: `password`, `totp` or `recovery_code`.
+    pub factor: Factor,
     /// Whether this is the session making the request.
     pub current: bool,
 }
@@ -307,7 +309,7 @@ pub fn list_active(
     now: Millis,
 ) -> rusqlite::Result<Vec<SessionView>> {
     let mut stmt = conn.prepare(
-        "SELECT id, created_at, last_used_at, expires_at, ip, user_agent FROM sessions
+        "SELECT id, created_at, last_used_at, expires_at, ip, user_agent, factor FROM sessions
          WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2
          ORDER BY created_at DESC, id DESC LIMIT 200",
     )?;
@@ -321,6 +323,7 @@ pub fn list_active(
             expires_at: rfc3339(r.get(3)?),
             ip: r.get(4)?,
             user_agent: r.get(5)?,
+            factor: r.get(6)?,
         })
     })?
     .collect()

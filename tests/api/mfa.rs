@@ -486,3 +486,32 @@ async fn our_codes_are_the_ones_pyotp_computes() {
         .await;
     assert_eq!(confirm.status, Status::Ok, "{}", confirm.body);
 }
+
+#[rocket::async_test]
+async fn a_password_changed_after_the_challenge_voids_it() {
+    let app = spawn_app().await;
+    let (token, secret, _) = enrolled(&app, EMAIL).await;
+    set_clock(&app, boundary_after(&app, 120));
+    let mfa_token = challenge(&app, EMAIL).await;
+    let change =
+        json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase 7" });
+    let changed = app
+        .post("/api/auth/change-password", change, Some(&token))
+        .await;
+    assert_eq!(changed.status, Status::Ok, "{}", changed.body);
+    let code = code_at(&secret, now_secs(&app));
+    let stale = verify(&app, json!({ "mfa_token": mfa_token, "code": code })).await;
+    stale.assert_problem(401);
+    assert!(
+        stale.body["detail"].as_str().unwrap().contains("challenge"),
+        "{}",
+        stale.body
+    );
+    // The sessions list shows how each session signed in.
+    let sessions = app.get("/api/auth/sessions", Some(&token)).await;
+    assert_eq!(
+        sessions.body["sessions"][0]["factor"], "totp",
+        "{}",
+        sessions.body
+    );
+}

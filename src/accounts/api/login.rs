@@ -25,7 +25,7 @@ use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::{ClientInfo, JsonBody, parse_body};
 use crate::platform::audit::{self, Actor, Event};
 use crate::platform::clock::Millis;
-use crate::platform::secret_token::new_opaque_token;
+use crate::platform::secret_token::{new_opaque_token, token_hash};
 use crate::state::App;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -190,7 +190,14 @@ fn challenge(
     ttl_ms: Millis,
 ) -> ApiResult<String> {
     let (token, hash) = new_opaque_token();
-    mfa_store::insert_challenge(tx, &hash, &account.id, now, now.saturating_add(ttl_ms))?;
+    let password_digest = token_hash(&account.password_hash);
+    let stored = mfa_store::Challenge {
+        token_hash: &hash,
+        user_id: &account.id,
+        password_digest: &password_digest,
+        expires_at: now.saturating_add(ttl_ms),
+    };
+    mfa_store::insert_challenge(tx, &stored, now)?;
     let event = Event::new("auth.mfa_challenged").target("user", &account.id);
     audit::record(tx, now, &Actor::user(&account.id, client), event)?;
     Ok(token)

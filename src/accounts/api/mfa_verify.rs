@@ -113,8 +113,13 @@ impl Verification {
     /// Checks the challenge and the factor (counted), and on success opens the session.
     fn complete(self, tx: &Transaction<'_>) -> ApiResult<Outcome> {
         let now = self.now;
-        let user_id = store::challenge_user(tx, &self.challenge, now)?.ok_or_else(bad_challenge)?;
+        let (user_id, password_digest) =
+            store::challenge_user(tx, &self.challenge, now)?.ok_or_else(bad_challenge)?;
         let account = accounts_store::credentials_by_id(tx, &user_id)?.ok_or_else(bad_challenge)?;
+        // A password changed or reset since the challenge voids it.
+        if token_hash(&account.password_hash) != password_digest {
+            return Err(bad_challenge());
+        }
         if account.status != UserStatus::Active {
             return Err(ApiError::Unauthorized("this account is disabled"));
         }

@@ -121,32 +121,46 @@ pub fn remove(tx: &Transaction<'_>, user_id: &UserId) -> rusqlite::Result<bool> 
     Ok(removed == 1)
 }
 
+/// A pending sign-in challenge.
+pub struct Challenge<'a> {
+    pub token_hash: &'a str,
+    pub user_id: &'a UserId,
+    /// The digest of the password hash the password was checked against.
+    pub password_digest: &'a str,
+    pub expires_at: Millis,
+}
+
 /// Stores a sign-in challenge (and forgets expired ones).
 pub fn insert_challenge(
     tx: &Transaction<'_>,
-    token_hash: &str,
-    user_id: &UserId,
+    challenge: &Challenge<'_>,
     now: Millis,
-    expires_at: Millis,
 ) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM mfa_challenges WHERE expires_at <= ?1", [now])?;
     tx.execute(
-        "INSERT INTO mfa_challenges (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-        params![token_hash, user_id, now, expires_at],
+        "INSERT INTO mfa_challenges (token_hash, user_id, password_digest, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            challenge.token_hash,
+            challenge.user_id,
+            challenge.password_digest,
+            now,
+            challenge.expires_at
+        ],
     )?;
     Ok(())
 }
 
-/// The account an unexpired challenge belongs to.
+/// The account an unexpired challenge belongs to, and its password digest.
 pub fn challenge_user(
     conn: &Connection,
     token_hash: &str,
     now: Millis,
-) -> rusqlite::Result<Option<UserId>> {
+) -> rusqlite::Result<Option<(UserId, String)>> {
     conn.query_row(
-        "SELECT user_id FROM mfa_challenges WHERE token_hash = ?1 AND expires_at > ?2",
+        "SELECT user_id, password_digest FROM mfa_challenges WHERE token_hash = ?1 AND expires_at > ?2",
         params![token_hash, now],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .optional()
 }
