@@ -515,3 +515,20 @@ async fn a_password_changed_after_the_challenge_voids_it() {
         sessions.body
     );
 }
+
+#[rocket::async_test]
+async fn verify_shares_the_per_ip_login_limit() {
+    let limit =
+        |f: rocket::figment::Figment| f.merge(Serialized::global("rate_limit_login_per_minute", 3));
+    let app = spawn_app_with(limit).await;
+    let (_, _, _) = enrolled(&app, EMAIL).await;
+    let mfa_token = challenge(&app, EMAIL).await;
+    for _ in 0..2 {
+        let wrong = verify(&app, json!({ "mfa_token": mfa_token, "code": "000000" })).await;
+        wrong.assert_problem(401);
+    }
+    let limited = verify(&app, json!({ "mfa_token": mfa_token, "code": "000000" })).await;
+    limited.assert_problem(429);
+    // The per-IP limit (3 a minute), not the account's lockout (5 failures).
+    assert_eq!(limited.header("ratelimit-policy"), Some("3;w=60"));
+}
