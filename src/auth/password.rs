@@ -1,10 +1,12 @@
 //! Password policy and argon2id hashing, off the async executor with bounded concurrency and memory.
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock, Once};
+use std::sync::{Arc, LazyLock, Mutex, Once, PoisonError};
 
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version,
+    Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
+    Version,
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
@@ -48,6 +50,7 @@ pub struct Verified {
 pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
+    memory: Arc<Memory>,
     /// Verified against when the account does not exist, so timing reveals nothing.
     dummy_hash: Arc<str>,
 }
@@ -57,6 +60,7 @@ impl PasswordHasher {
         return_freed_memory_to_the_system();
         let dummy_hash = hash_blocking(&params, "not a real password, only for timing")?;
         Ok(PasswordHasher {
+            memory: Arc::new(Memory::new(&params)),
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: dummy_hash.into(),
@@ -64,9 +68,13 @@ impl PasswordHasher {
     }
 
     pub async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
-        let params = self.params.clone();
-        self.run(move || hash_blocking(&params, password.expose_secret()))
-            .await
+        let (params, memory) = (self.params.clone(), self.memory.clone());
+        self.run(move || {
+            memory.with(params.block_count(), |blocks| {
+                hash_into(&params, password.expose_secret(), blocks)
+            })
+        })
+        .await
     }
 
     /// Verifies `password` against `stored`, or against a dummy hash when there is no account.
@@ -75,24 +83,24 @@ impl PasswordHasher {
         password: SecretString,
         stored: Option<String>,
     ) -> Result<Verified, ApiError> {
-        let params = self.params.clone();
+        let (params, memory) = (self.params.clone(), self.memory.clone());
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         self.run(move || {
             let parsed = PasswordHash::new(&stored)
                 .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
-            let matches = argon2_with(&params)
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok()
-                && exists;
             let current = Params::try_from(&parsed).ok();
+            let matches =
+                verify_into(&parsed, current.as_ref(), &memory, password.expose_secret()) && exists;
             let outdated = current.as_ref().is_none_or(|p| {
                 p.m_cost() != params.m_cost()
                     || p.t_cost() != params.t_cost()
                     || p.p_cost() != params.p_cost()
             }) || parsed.algorithm.as_str() != argon2::ARGON2ID_IDENT.as_str();
             let rehashed = if matches && outdated {
-                Some(hash_blocking(&params, password.expose_secret())?)
+                Some(memory.with(params.block_count(), |blocks| {
+                    hash_into(&params, password.expose_secret(), blocks)
+                })?)
             } else {
                 None
             };
@@ -127,6 +135,94 @@ fn argon2_with(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
+/// Argon2's working memory (its memory cost, 19 MiB by default, per hash), kept between
+/// hashes: one buffer per hashing slot, made on first use and reused after, instead of
+/// mapping, faulting and unmapping the whole cost for every login. At most
+/// `hash_concurrency` buffers exist, since that many hashes run at once.
+struct Memory {
+    blocks: usize,
+    free: Mutex<Vec<Box<[Block]>>>,
+}
+
+impl Memory {
+    fn new(params: &Params) -> Memory {
+        Memory {
+            blocks: params.block_count(),
+            free: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `work` on a buffer of `blocks` blocks: a pooled one for the configured cost, a
+    /// one-off for a stored hash made with other parameters.
+    fn with<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+        if blocks != self.blocks {
+            return work(&mut vec![Block::default(); blocks]);
+        }
+        let pooled = self
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut buffer =
+            pooled.unwrap_or_else(|| vec![Block::default(); blocks].into_boxed_slice());
+        let result = work(&mut buffer);
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(buffer);
+        result
+    }
+}
+
+/// A PHC string for `password` with a fresh salt, computed in `blocks`.
+fn hash_into(params: &Params, password: &str, blocks: &mut [Block]) -> anyhow::Result<String> {
+    let salt = Salt::generate();
+    let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    argon2_with(params)
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)
+            .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches `parsed`; an argon2id hash whose parameters parse is computed
+/// in pooled memory, anything else (older algorithms or versions) by the library's verifier.
+fn verify_into(
+    parsed: &PasswordHash,
+    params: Option<&Params>,
+    memory: &Memory,
+    password: &str,
+) -> bool {
+    let argon2id = parsed.algorithm.as_str() == argon2::ARGON2ID_IDENT.as_str()
+        && parsed.version == Some(Version::V0x13.into());
+    match (params, &parsed.salt, &parsed.hash) {
+        (Some(params), Some(salt), Some(expected)) if argon2id => {
+            let mut out = vec![0u8; expected.len()];
+            let hashed = memory.with(params.block_count(), |blocks| {
+                argon2_with(params).hash_password_into_with_memory(
+                    password.as_bytes(),
+                    salt,
+                    &mut out,
+                    blocks,
+                )
+            });
+            // `Output`'s equality is constant-time.
+            hashed.is_ok() && Output::new(&out).is_ok_and(|computed| &computed == expected)
+        }
+        // The verifier takes algorithm, version and parameters from the hash itself.
+        _ => argon2_with(&Params::DEFAULT)
+            .verify_password(password.as_bytes(), parsed)
+            .is_ok(),
+    }
+}
+
 /// Hashes on the calling thread; for the CLI, which has no executor to protect.
 pub fn hash_blocking(params: &Params, password: &str) -> anyhow::Result<String> {
     argon2_with(params)
@@ -135,10 +231,11 @@ pub fn hash_blocking(params: &Params, password: &str) -> anyhow::Result<String> 
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
 }
 
-/// Each argon2 hash allocates its whole memory cost (19 MiB by default) and frees it.
-/// glibc raises its mmap threshold after such a free and then keeps later buffers in
-/// per-thread arenas, so a login storm would keep hundreds of MiB. A fixed threshold
-/// makes every large buffer its own mapping, returned to the system when freed.
+/// The server's hashes reuse pooled memory; the CLI's and the one-off buffers for hashes
+/// made with other parameters allocate their whole cost and free it. glibc raises its mmap
+/// threshold after such a free and then keeps later buffers in per-thread arenas, so a
+/// login storm would keep hundreds of MiB. A fixed threshold makes every large buffer its
+/// own mapping, returned to the system when freed.
 fn return_freed_memory_to_the_system() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -203,5 +300,59 @@ mod tests {
             .await
             .unwrap();
         assert!(!nobody.matches);
+    }
+
+    #[tokio::test]
+    async fn pooled_memory_hashes_agree_with_the_library_and_stay_bounded() {
+        let params = Params::new(1024, 1, 1, None).unwrap();
+        let hasher = PasswordHasher::new(params.clone(), 2).unwrap();
+        // Ours verifies with the library's verifier, and the library's with ours.
+        let ours = hasher
+            .hash(SecretString::from("pooled memory"))
+            .await
+            .unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            argon2_with(&params)
+                .verify_password(b"pooled memory", &parsed)
+                .is_ok()
+        );
+        assert!(
+            argon2_with(&params)
+                .verify_password(b"pooled memorY", &parsed)
+                .is_err()
+        );
+        let theirs = hash_blocking(&params, "library hash").unwrap();
+        let check = |password: &'static str, stored: &str| {
+            let hasher = hasher.clone();
+            let stored = stored.to_string();
+            async move {
+                hasher
+                    .verify(SecretString::from(password), Some(stored))
+                    .await
+                    .unwrap()
+                    .matches
+            }
+        };
+        assert!(check("library hash", &theirs).await);
+        assert!(!check("library hasH", &theirs).await);
+        // An argon2i hash (another algorithm) still verifies, through the library.
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, params.clone())
+            .hash_password(b"older scheme")
+            .unwrap()
+            .to_string();
+        assert!(check("older scheme", &argon2i).await);
+        // Twenty hashes, at most two at a time: at most two buffers are ever kept.
+        let jobs: Vec<_> = (0..20)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash(SecretString::from("x y z w")).await })
+            })
+            .collect();
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
+        let kept = hasher.memory.free.lock().unwrap().len();
+        assert!((1..=2).contains(&kept), "{kept} buffers kept");
     }
 }
