@@ -1,6 +1,8 @@
 //! In-process API tests: each test gets its own data directory, database and clock.
 
 mod accounts;
+mod admin_console;
+mod admin_helpers;
 mod analytics;
 mod bad_input;
 mod billing;

@@ -71,6 +71,10 @@ settings_section! {
         login_lockout_secs: u64 = 15 * 60,
         /// A session unused (not refreshed) this long ends, whatever its absolute lifetime.
         session_idle_timeout_secs: u64 = 7 * 24 * 3600,
+        /// An admin console session unused this long ends.
+        admin_session_idle_timeout_secs: u64 = 30 * 60,
+        /// An admin console session ends this long after sign-in, however much it is used.
+        admin_session_absolute_timeout_secs: u64 = 12 * 3600,
     }
 }
 
