@@ -4,6 +4,7 @@
 //! (`auth::AdminUser`). The console's own sign-in lives only under `/admin/api`.
 
 pub mod api;
+pub mod audit;
 pub mod store;
 pub mod ui;
 pub mod users;
@@ -14,13 +15,34 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::console::{self, ConsolePolicy, origin_of};
 use crate::state::App;
-use api::{session, shortfalls, users as user_routes};
+use api::{
+    session, shortfalls, token_changes, user_actions, user_mail, user_sessions, user_tokens,
+    users as user_routes,
+};
 
 /// The routes of this feature under `/api/admin` (tokens mounts its own there).
 fn own_routes() -> Vec<Route> {
     routes![
         user_routes::list_users,
         user_routes::get_user,
+        user_actions::disable,
+        user_actions::enable,
+        user_actions::set_role,
+        user_actions::unlock,
+        user_actions::verify_email,
+        user_mail::resend_verification,
+        user_mail::password_reset,
+        user_sessions::list_sessions,
+        user_sessions::revoke_session,
+        user_sessions::revoke_all_sessions,
+        user_sessions::activity,
+        user_tokens::tokens,
+        user_tokens::ledger_page,
+        user_tokens::lots,
+        user_tokens::holds,
+        token_changes::grant,
+        token_changes::adjust,
+        token_changes::release,
         shortfalls::list_shortfalls,
     ]
 }
@@ -70,6 +92,24 @@ pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
     paths(
         user_routes::list_users,
         user_routes::get_user,
+        user_actions::disable,
+        user_actions::enable,
+        user_actions::set_role,
+        user_actions::unlock,
+        user_actions::verify_email,
+        user_mail::resend_verification,
+        user_mail::password_reset,
+        user_sessions::list_sessions,
+        user_sessions::revoke_session,
+        user_sessions::revoke_all_sessions,
+        user_sessions::activity,
+        user_tokens::tokens,
+        user_tokens::ledger_page,
+        user_tokens::lots,
+        user_tokens::holds,
+        token_changes::grant,
+        token_changes::adjust,
+        token_changes::release,
         shortfalls::list_shortfalls,
         session::console_login,
         session::console_logout,

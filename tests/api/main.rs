@@ -3,6 +3,8 @@
 mod accounts;
 mod admin_console;
 mod admin_helpers;
+mod admin_tokens;
+mod admin_users;
 mod analytics;
 mod bad_input;
 mod billing;

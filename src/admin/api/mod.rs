@@ -3,6 +3,11 @@
 
 pub mod session;
 pub mod shortfalls;
+pub mod token_changes;
+pub mod user_actions;
+pub mod user_mail;
+pub mod user_sessions;
+pub mod user_tokens;
 pub mod users;
 
 use crate::http::error::{ApiError, ApiResult};
