@@ -1,6 +1,9 @@
 //! The admin endpoints, one flow per file, each mounted under `/api/admin` (a Bearer
 //! access token) and `/admin/api` (the console's cookie) through the one admin guard.
 
+pub mod audit;
+pub mod claims;
+pub mod overview;
 pub mod session;
 pub mod shortfalls;
 pub mod token_changes;
@@ -9,6 +12,7 @@ pub mod user_mail;
 pub mod user_sessions;
 pub mod user_tokens;
 pub mod users;
+pub mod webhooks;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::validate::line;

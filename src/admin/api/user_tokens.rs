@@ -188,3 +188,27 @@ pub async fn holds(
     .await?;
     Ok(Json(HoldsResponse { holds }))
 }
+
+/// The user's billing from our records: customer, newest subscription, its changes, purchases.
+#[utoipa::path(get, path = "/api/admin/users/{id}/billing", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "Billing", body = crate::admin::billing::UserBilling),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[get("/users/<id>/billing")]
+pub async fn billing(
+    app: &State<App>,
+    _admin: AdminUser,
+    id: &str,
+) -> ApiResult<Json<crate::admin::billing::UserBilling>> {
+    let id = user_path(id)?;
+    let billing = app
+        .db
+        .read(move |c| Ok::<_, ApiError>(crate::admin::billing::of_user(c, &id)?))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(billing))
+}
