@@ -17,3 +17,6 @@ CREATE TABLE admin_console_sessions (
     user_agent       TEXT
 ) STRICT;
 CREATE INDEX admin_console_sessions_by_user ON admin_console_sessions(user_id, created_at);
+
+-- Why an admin rejected a social claim (shown to admins in the review queue).
+ALTER TABLE social_engagements ADD COLUMN review_reason TEXT;

@@ -4,9 +4,14 @@
 //! (`auth::AdminUser`). The console's own sign-in lives only under `/admin/api`.
 
 pub mod api;
+pub mod audit;
+pub mod billing;
+pub mod claims;
+pub mod overview;
 pub mod store;
 pub mod ui;
 pub mod users;
+pub mod webhooks;
 
 use rocket::{Build, Rocket, Route, routes};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
@@ -14,14 +19,50 @@ use utoipa::{Modify, OpenApi};
 
 use crate::auth::console::{self, ConsolePolicy, origin_of};
 use crate::state::App;
-use api::{session, shortfalls, users as user_routes};
+use api::{
+    audit as audit_routes, claims as claim_routes, overview as overview_routes, session,
+    shortfalls, token_changes, user_actions, user_mail, user_sessions, user_tokens,
+    users as user_routes, webhooks as webhook_routes,
+};
 
 /// The routes of this feature under `/api/admin` (tokens mounts its own there).
 fn own_routes() -> Vec<Route> {
     routes![
         user_routes::list_users,
         user_routes::get_user,
+        user_actions::disable,
+        user_actions::enable,
+        user_actions::set_role,
+        user_actions::unlock,
+        user_actions::verify_email,
+        user_mail::resend_verification,
+        user_mail::password_reset,
+        user_sessions::list_sessions,
+        user_sessions::revoke_session,
+        user_sessions::revoke_all_sessions,
+        user_sessions::activity,
+        user_tokens::tokens,
+        user_tokens::ledger_page,
+        user_tokens::lots,
+        user_tokens::holds,
+        user_tokens::billing,
+        token_changes::grant,
+        token_changes::adjust,
+        token_changes::release,
         shortfalls::list_shortfalls,
+        claim_routes::queue,
+        claim_routes::approve,
+        claim_routes::reject,
+        webhook_routes::list,
+        webhook_routes::detail,
+        webhook_routes::replay,
+        webhook_routes::replay_failed,
+        audit_routes::list,
+        audit_routes::one,
+        audit_routes::verify_chain,
+        overview_routes::get_overview,
+        overview_routes::get_system,
+        overview_routes::ledger_check,
     ]
 }
 
@@ -70,7 +111,39 @@ pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
     paths(
         user_routes::list_users,
         user_routes::get_user,
+        user_actions::disable,
+        user_actions::enable,
+        user_actions::set_role,
+        user_actions::unlock,
+        user_actions::verify_email,
+        user_mail::resend_verification,
+        user_mail::password_reset,
+        user_sessions::list_sessions,
+        user_sessions::revoke_session,
+        user_sessions::revoke_all_sessions,
+        user_sessions::activity,
+        user_tokens::tokens,
+        user_tokens::ledger_page,
+        user_tokens::lots,
+        user_tokens::holds,
+        user_tokens::billing,
+        token_changes::grant,
+        token_changes::adjust,
+        token_changes::release,
         shortfalls::list_shortfalls,
+        claim_routes::queue,
+        claim_routes::approve,
+        claim_routes::reject,
+        webhook_routes::list,
+        webhook_routes::detail,
+        webhook_routes::replay,
+        webhook_routes::replay_failed,
+        audit_routes::list,
+        audit_routes::one,
+        audit_routes::verify_chain,
+        overview_routes::get_overview,
+        overview_routes::get_system,
+        overview_routes::ledger_check,
         session::console_login,
         session::console_logout,
         session::console_me,

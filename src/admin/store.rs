@@ -165,3 +165,38 @@ pub fn user_row_of(conn: &Connection, id: &str, now: Millis) -> rusqlite::Result
     )
     .optional()
 }
+
+/// An API session as an admin sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminSessionView {
+    pub id: String,
+    pub created_at: String,
+    pub last_used_at: String,
+    pub expires_at: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The user's live API sessions, newest first (at most 200).
+pub fn live_sessions(
+    conn: &Connection,
+    user_id: &str,
+    now: Millis,
+) -> rusqlite::Result<Vec<AdminSessionView>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, created_at, last_used_at, expires_at, ip, user_agent FROM sessions
+         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2
+         ORDER BY created_at DESC, id DESC LIMIT 200",
+    )?;
+    stmt.query_map(params![user_id, now], |r| {
+        Ok(AdminSessionView {
+            id: r.get(0)?,
+            created_at: rfc3339(r.get(1)?),
+            last_used_at: rfc3339(r.get(2)?),
+            expires_at: rfc3339(r.get(3)?),
+            ip: r.get(4)?,
+            user_agent: r.get(5)?,
+        })
+    })?
+    .collect()
+}

@@ -23,6 +23,8 @@ crate::stored_enum! {
         PasswordChanged,
         PasswordReset,
         RefreshTokenReuse,
+        RevokedByAdmin,
+        AccountDisabled,
     }
 }
 

@@ -711,7 +711,10 @@ async fn the_openapi_document_describes_every_route() {
         {
             continue;
         }
-        let path = path.replace("<id>", "{id}");
+        let path = regex::Regex::new(r"<(\w+)>")
+            .unwrap()
+            .replace_all(&path, "{$1}")
+            .into_owned();
         let method = route.method.as_str().to_ascii_lowercase();
         let op = &paths.get(&path).unwrap_or_else(|| panic!("{path} missing"))[&method];
         assert!(op.is_object(), "{method} {path} missing");

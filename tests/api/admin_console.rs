@@ -121,7 +121,13 @@ async fn the_cookie_grants_nothing_under_api_and_a_bearer_token_nothing_under_ad
 }
 
 /// Cookie mutations of every kind, `{ada}` for the user acted on.
-const CHANGES: &[&str] = &["/admin/api/logout"];
+const CHANGES: &[&str] = &[
+    "/admin/api/logout",
+    "/admin/api/users/{ada}/disable",
+    "/admin/api/users/{ada}/role",
+    "/admin/api/users/{ada}/tokens/grant",
+    "/admin/api/users/{ada}/sessions/revoke-all",
+];
 
 #[rocket::async_test]
 async fn a_cookie_change_from_another_origin_or_not_json_is_refused_and_changes_nothing() {

@@ -3,6 +3,9 @@
 mod accounts;
 mod admin_console;
 mod admin_helpers;
+mod admin_ops;
+mod admin_tokens;
+mod admin_users;
 mod analytics;
 mod bad_input;
 mod billing;

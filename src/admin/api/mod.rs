@@ -1,9 +1,18 @@
 //! The admin endpoints, one flow per file, each mounted under `/api/admin` (a Bearer
 //! access token) and `/admin/api` (the console's cookie) through the one admin guard.
 
+pub mod audit;
+pub mod claims;
+pub mod overview;
 pub mod session;
 pub mod shortfalls;
+pub mod token_changes;
+pub mod user_actions;
+pub mod user_mail;
+pub mod user_sessions;
+pub mod user_tokens;
 pub mod users;
+pub mod webhooks;
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::validate::line;
