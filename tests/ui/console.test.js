@@ -31,7 +31,11 @@ after(async () => {
 test('a wrong password and a non-admin are refused the same way', async () => {
   const page = await consolePage(browser, app);
   for (const [email, password] of [[ADMIN.email, 'not the password'], ['demo1@example.com', DEMO_PASSWORD]]) {
-    await signIn(page, app, email, password);
+    const [answer] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/admin/api/login')),
+      signIn(page, app, email, password),
+    ]);
+    assert.equal(answer.status(), 401, email);
     await page.getByRole('alert').getByText('Wrong email or password, or not an admin account.').waitFor();
     assert.equal(await page.getByRole('heading', { name: 'Overview' }).count(), 0);
     const cookies = await page.context().cookies();

@@ -18,7 +18,7 @@ function Ledger() {
   };
   return html`<section class="panel">
     <div class="page-head"><h2>Ledger invariant</h2><button type="button" class="primary" onClick=${run} disabled=${busy}>${busy ? 'Checking…' : 'Run ledger check'}</button></div>
-    <p class="muted small">For every user, the balance must equal the sum of their ledger and of their lots (what <code>audiostudio check</code> does).</p>
+    <p class="muted small">Recomputes every user's balance from the ledger and their lots and compares (what <code>audiostudio check</code> does).</p>
     <${Problem} error=${error} />
     ${result && html`<${KV} items=${[
       ['Result', html`<${Badge} value=${result.clean ? 'clean' : 'mismatch'} tone=${result.clean ? 'ok' : 'bad'} />`],
