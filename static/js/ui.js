@@ -93,7 +93,7 @@ export const Time = ({ at }) => html`<span title=${at || ''}>${when(at)}</span>`
 
 const TONES = {
   active: 'ok', processed: 'ok', approved: 'ok', captured: 'ok', intact: 'ok', yes: 'ok', clean: 'ok',
-  pending: 'warn', held: 'warn', locked: 'warn', ignored: 'warn', processing: 'warn',
+  pending: 'warn', open: 'warn', held: 'warn', locked: 'warn', ignored: 'warn', processing: 'warn',
   failed: 'bad', disabled: 'bad', rejected: 'bad', expired: 'bad', broken: 'bad',
   admin: 'accent', released: '',
 };

@@ -127,6 +127,28 @@ test('approving a claim from the queue grants its reward', async () => {
   await page.context().close();
 });
 
+test('the claims queue works from the keyboard: r asks for a reason, then rejects', async () => {
+  const page = await consolePage(browser, app);
+  await signIn(page, app);
+  await page.getByRole('link', { name: 'Social claims' }).click();
+  const row = page.getByRole('row').filter({ hasText: 'demo3@example.com' });
+  await row.waitFor();
+  assert.match(await row.getAttribute('class'), /selected/);
+  await page.keyboard.press('r');
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel(/Reason/).waitFor();
+  await page.keyboard.type('the proof link shows no follow');
+  await page.keyboard.press('Enter');
+  // Enter in a textarea is a new line; the form submits with its button.
+  await dialog.getByRole('button', { name: 'Reject' }).click();
+  await page.getByText('No claims to review.').waitFor();
+  const rejected = await app.api('GET', '/api/admin/claims?status=rejected', { token: adminToken });
+  const claim = rejected.body.claims.find((c) => c.email === 'demo3@example.com');
+  assert.match(claim && claim.reason, /the proof link shows no follow/);
+  page.check();
+  await page.context().close();
+});
+
 test('the failed webhook, replayed, is processed', async () => {
   stripe = await fakeStripe(app.stripePort);
   const page = await consolePage(browser, app);

@@ -86,7 +86,7 @@ export function TokensTab({ id, user, version, onChanged }) {
           { label: 'status', render: (h) => html`<${Badge} value=${h.status} />` },
           { label: 'feature', key: 'feature' },
           { label: 'expires', render: (h) => html`<${Time} at=${h.expires_at} />` },
-          { label: '', render: (h) => (h.status === 'active' || h.status === 'held'
+          { label: '', render: (h) => (h.status === 'open'
             ? html`<button type="button" class="small" onClick=${() => release(h)}>Force-release…</button>` : '') },
         ]} />`}<//>
       </section>

@@ -32,7 +32,7 @@ export function Users({ route }) {
   const open = (u) => { location.hash = link('users', u.id); };
   return html`<div class="page-head"><h1>Users</h1></div>
     <form class="filters panel" onSubmit=${submit} role="search">
-      <label class="grow">Search (email part, exact id, display name) <span class="kbd">/</span>
+      <label class="grow"><span>Search (email part, exact id, display name) <span class="kbd" title="press / to search">/</span></span>
         <input ref=${search} name="q" type="search" value=${q.q || ''} placeholder="ada@ or 0190… or Ada" /></label>
       ${FILTERS.map(([name, label, options]) => html`<label key=${name}>${label}
         <select name=${name}><option value="">any</option>${options.map((o) => html`<option key=${o} value=${o} selected=${q[name] === o}>${o}</option>`)}</select></label>`)}
@@ -41,7 +41,7 @@ export function Users({ route }) {
     <section class="panel">
       <${Loading} state=${state}>${state.data && html`
         <${Table} rows=${state.data.users} onOpen=${open} empty="No user matches." columns=${[
-          { label: 'email', wrap: true, render: (u) => html`<a href=${link('users', u.id)} tabindex="-1">${u.email}</a>` },
+          { label: 'email', render: (u) => html`<a href=${link('users', u.id)} tabindex="-1">${u.email}</a>` },
           { label: 'name', wrap: true, key: 'display_name' },
           { label: 'role', render: (u) => html`<${Badge} value=${u.role} />` },
           { label: 'status', render: (u) => html`<${Badge} value=${u.status} />` },
