@@ -29,7 +29,7 @@ pub async fn console_send(
         if !typed {
             request = request.header(ContentType::JSON);
         }
-        request = request.body(body.to_owned());
+        request = request.body(body);
     }
     if let Some(cookie) = cookie {
         request = request.header(Header::new("Cookie", format!("audiostudio_admin={cookie}")));

@@ -104,7 +104,6 @@ async fn an_adjustment_takes_tokens_away_but_never_below_zero() {
         (Some(180), Some(-120))
     );
     assert_ledger_consistent(&app);
-    let before = app.snapshot();
     post_with_key(
         &app,
         &path,

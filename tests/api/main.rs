@@ -4,6 +4,7 @@ mod accounts;
 mod admin_console;
 mod admin_helpers;
 mod admin_ops;
+mod admin_routes;
 mod admin_tokens;
 mod admin_users;
 mod analytics;

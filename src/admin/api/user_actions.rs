@@ -44,11 +44,23 @@ pub struct RoleRequest {
     pub role: Role,
 }
 
-/// A body with nothing in it: `{}`.
-#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+/// A body with nothing in it: `{}` (a JSON object without fields; nothing else).
+#[derive(Debug, Default, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({}))]
 pub struct EmptyRequest {}
+
+impl<'de> Deserialize<'de> for EmptyRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        match map.keys().next() {
+            Some(key) => Err(serde::de::Error::custom(format!(
+                "unknown field `{key}`, expected an empty object"
+            ))),
+            None => Ok(EmptyRequest {}),
+        }
+    }
+}
 
 /// Runs `op` on user `id` for `admin`, then reads the user back, in one transaction.
 pub(super) async fn act(
