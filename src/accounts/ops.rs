@@ -1,5 +1,7 @@
 //! Account operations for the CLI and the admin API: plain functions, no clap, no Rocket.
 
+pub mod admin;
+
 use rusqlite::{Connection, Transaction};
 use serde_json::json;
 

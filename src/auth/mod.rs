@@ -1,5 +1,6 @@
 //! Authentication: password hashing, access tokens, sessions and the request guards built on them.
 
+pub mod console;
 pub mod derived;
 pub mod jwt;
 pub mod mfa;
@@ -121,7 +122,9 @@ impl<'r> FromRequest<'r> for AuthUser {
     }
 }
 
-/// An authenticated caller with the admin role; anyone else gets 403.
+/// An authenticated caller with the admin role; anyone else gets 403. Under `/admin/api`
+/// the caller is the admin console's session cookie (see [`console`]), anywhere else a
+/// Bearer access token.
 #[derive(Debug, Clone)]
 pub struct AdminUser(pub AuthUser);
 
@@ -130,6 +133,9 @@ impl<'r> FromRequest<'r> for AdminUser {
     type Error = ApiError;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        if console::is_console_path(req) {
+            return console::admin_from_cookie(req).await;
+        }
         match req.guard::<AuthUser>().await {
             Outcome::Success(user) if user.is_admin() => match mfa::admin_check(req, &user).await {
                 Ok(()) => Outcome::Success(AdminUser(user)),

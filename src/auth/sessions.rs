@@ -24,6 +24,8 @@ crate::stored_enum! {
         PasswordChanged,
         PasswordReset,
         RefreshTokenReuse,
+        RevokedByAdmin,
+        AccountDisabled,
     }
 }
 

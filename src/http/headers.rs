@@ -56,7 +56,7 @@ impl SecurityHeaders {
         if let Some(hsts) = &self.hsts {
             res.set_header(Header::new("Strict-Transport-Security", hsts.clone()));
         }
-        if path.starts_with("/api") || path == "/health" {
+        if path.starts_with("/api") || path.starts_with("/admin/api") || path == "/health" {
             res.set_header(Header::new("Cache-Control", "no-store"));
         }
     }

@@ -196,7 +196,9 @@ impl RateLimits {
     pub fn class_of(method: &str, path: &str) -> Option<Class> {
         let path = path.trim_end_matches('/');
         let class = match (method, path) {
-            ("POST", "/api/auth/login" | "/api/auth/mfa/verify") => Class::Login,
+            ("POST", "/api/auth/login" | "/api/auth/mfa/verify" | "/admin/api/login") => {
+                Class::Login
+            }
             ("POST", "/api/auth/register") => Class::Register,
             ("POST", "/api/auth/request-password-reset" | "/api/auth/reset-password")
             | ("POST", "/api/auth/unlock-account") => Class::PasswordReset,

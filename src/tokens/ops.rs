@@ -1,6 +1,8 @@
 //! What operators do with tokens, for the CLI and the admin API: grant, read a balance,
 //! check the ledger, seed the catalogue and demo histories. No clap, no Rocket.
 
+pub mod admin;
+
 use rusqlite::{Connection, Transaction};
 use serde_json::json;
 

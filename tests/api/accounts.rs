@@ -699,6 +699,7 @@ async fn the_openapi_document_describes_every_route() {
     let doc = app.get("/api/openapi.json", None).await;
     assert_eq!(doc.status, Status::Ok);
     let paths = doc.body["paths"].as_object().unwrap();
+    let param = regex::Regex::new(r"<(\w+)>").unwrap();
     for route in app.client.rocket().routes() {
         let path = route.uri.path().to_string();
         // `/api/<_..>`: the gates that answer 415 to bodies that are not JSON and 422 to
@@ -711,7 +712,7 @@ async fn the_openapi_document_describes_every_route() {
         {
             continue;
         }
-        let path = path.replace("<id>", "{id}");
+        let path = param.replace_all(&path, "{$1}").into_owned();
         let method = route.method.as_str().to_ascii_lowercase();
         let op = &paths.get(&path).unwrap_or_else(|| panic!("{path} missing"))[&method];
         assert!(op.is_object(), "{method} {path} missing");

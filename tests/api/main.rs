@@ -1,6 +1,12 @@
 //! In-process API tests: each test gets its own data directory, database and clock.
 
 mod accounts;
+mod admin_console;
+mod admin_helpers;
+mod admin_ops;
+mod admin_routes;
+mod admin_tokens;
+mod admin_users;
 mod analytics;
 mod bad_input;
 mod billing;

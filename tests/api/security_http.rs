@@ -378,8 +378,9 @@ async fn a_client_request_id_is_echoed_but_never_replaces_ours() {
     assert!(uuid::Uuid::parse_str(ours).is_ok(), "{ours}");
 }
 
-/// The console page runs under the site's CSP (`default-src 'self'`, no inline code), so
-/// its look comes from a stylesheet of its own, which must load.
+/// The console page runs under its own strict CSP (`default-src 'none'`, scripts and
+/// styles from this origin, no inline code), so its look comes from a stylesheet of its
+/// own, which must load.
 #[rocket::async_test]
 async fn the_admin_page_has_no_inline_code_and_its_stylesheet_loads() {
     let app = spawn_app().await;
@@ -390,7 +391,10 @@ async fn the_admin_page_has_no_inline_code_and_its_stylesheet_loads() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        csp.contains("default-src 'self'") && !csp.contains("unsafe-inline"),
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline"),
         "{csp}"
     );
     let html = page.body.as_str().unwrap_or_default().to_owned();

@@ -3,6 +3,7 @@
 mod accounts;
 mod audit_head;
 mod connections;
+mod console;
 mod harness;
 mod mfa;
 mod security;

@@ -55,7 +55,7 @@ pub struct MfaChallenge {
     pub expires_in: u64,
 }
 
-fn invalid_credentials() -> ApiError {
+pub fn invalid_credentials() -> ApiError {
     ApiError::Unauthorized("the email or password is incorrect")
 }
 
@@ -76,23 +76,8 @@ pub async fn login(
     body: JsonBody<'_, LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let body = parse_body(body)?;
-    let email = validate::normalize_email(&body.email);
-    let (account, locks_until) = reserve(app, shadow.inner().clone(), email.clone()).await?;
-    // No account has a longer password; hashing megabytes of input would only cost us.
-    let verified = if body.password.chars().count() > MAX_LEN {
-        None
-    } else {
-        let stored = account.as_ref().map(|a| a.password_hash.clone());
-        let password = SecretString::from(body.password);
-        Some(app.hasher.verify(password, stored).await?)
-    };
-    let (account, verified) = match (account, verified) {
-        (Some(account), Some(verified)) if verified.matches => (account, verified),
-        (account, _) => {
-            record_failure(app, &client, &email, account, locks_until).await?;
-            return Err(invalid_credentials());
-        }
-    };
+    let (account, verified, locks_until) =
+        verify_password(app, shadow, &client, &body.email, body.password).await?;
     if account.status != UserStatus::Active {
         return Err(ApiError::Unauthorized("this account is disabled"));
     }
@@ -109,6 +94,38 @@ pub async fn login(
             }),
         },
     ))
+}
+
+/// The shared path of every password sign-in (this API's and the admin console's): the
+/// attempt is counted against the account (or the unknown email) first, the password is
+/// verified off the executor, and a failure is audited (and may lock the account). The
+/// account's status is not checked: the caller decides what a disabled account gets.
+/// Also when this attempt locks the account, if it does (a second factor still to come
+/// keeps that lock: only a full sign-in clears the count).
+pub async fn verify_password(
+    app: &App,
+    shadow: &ShadowCounters,
+    client: &ClientInfo,
+    email: &str,
+    password: String,
+) -> ApiResult<(Credentials, Verified, Option<Millis>)> {
+    let email = validate::normalize_email(email);
+    let (account, locks_until) = reserve(app, shadow.clone(), email.clone()).await?;
+    // No account has a longer password; hashing megabytes of input would only cost us.
+    let verified = if password.chars().count() > MAX_LEN {
+        None
+    } else {
+        let stored = account.as_ref().map(|a| a.password_hash.clone());
+        let password = SecretString::from(password);
+        Some(app.hasher.verify(password, stored).await?)
+    };
+    match (account, verified) {
+        (Some(account), Some(verified)) if verified.matches => Ok((account, verified, locks_until)),
+        (account, _) => {
+            record_failure(app, client, &email, account, locks_until).await?;
+            Err(invalid_credentials())
+        }
+    }
 }
 
 /// Counts this attempt against the account (or the unknown email) before any hashing;

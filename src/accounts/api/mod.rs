@@ -30,7 +30,7 @@ use crate::platform::ids::{SessionId, UserId};
 use crate::state::App;
 
 /// How long the link of a verification email works.
-const VERIFY_TOKEN_TTL_MS: Millis = 48 * 3600 * 1000;
+pub(crate) const VERIFY_TOKEN_TTL_MS: Millis = 48 * 3600 * 1000;
 
 /// A new session: the user, a short-lived access token and a refresh token.
 #[derive(Debug, Serialize, ToSchema)]

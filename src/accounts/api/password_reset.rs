@@ -21,7 +21,7 @@ use crate::platform::ids::UserId;
 use crate::platform::mail;
 use crate::state::App;
 
-const RESET_TOKEN_TTL_MS: Millis = 30 * 60 * 1000;
+pub(crate) const RESET_TOKEN_TTL_MS: Millis = 30 * 60 * 1000;
 
 const RESET_REQUESTED: &str = "if an account exists for that address, a reset link is on its way";
 

@@ -77,6 +77,10 @@ settings_section! {
         mfa_challenge_ttl_secs: u64 = 300,
         /// The issuer authenticator apps show next to the account (no `:`).
         mfa_issuer: String = "audiostudio".into(),
+        /// An admin console session unused this long ends.
+        admin_session_idle_timeout_secs: u64 = 30 * 60,
+        /// An admin console session ends this long after sign-in, however much it is used.
+        admin_session_absolute_timeout_secs: u64 = 12 * 3600,
     }
 }
 

@@ -120,7 +120,31 @@ impl Auth {
         at_most_ten_years(&[
             ("refresh_reuse_grace_secs", self.refresh_reuse_grace_secs),
             ("session_idle_timeout_secs", self.session_idle_timeout_secs),
+            (
+                "admin_session_idle_timeout_secs",
+                self.admin_session_idle_timeout_secs,
+            ),
+            (
+                "admin_session_absolute_timeout_secs",
+                self.admin_session_absolute_timeout_secs,
+            ),
         ])?;
+        for (key, value) in [
+            (
+                "admin_session_idle_timeout_secs",
+                self.admin_session_idle_timeout_secs,
+            ),
+            (
+                "admin_session_absolute_timeout_secs",
+                self.admin_session_absolute_timeout_secs,
+            ),
+        ] {
+            if value == 0 {
+                bail!(
+                    "invalid configuration: {key} = 0\nfix: use a number of seconds above 0, or remove it to use the default"
+                );
+            }
+        }
         if self.session_idle_timeout_secs < self.access_token_ttl_secs {
             bail!(
                 "invalid configuration: session_idle_timeout_secs = {} is shorter than access_token_ttl_secs = {}\nfix: a client refreshes only when its access token expires; use at least {}",

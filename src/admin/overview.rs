@@ -1,0 +1,174 @@
+//! The figures of the console's overview: what needs attention, and how the service is doing.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::platform::clock::{Millis, rfc3339};
+
+const DAY_MS: Millis = 86_400_000;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LedgerCheck {
+    /// When the check ran (the overview runs it).
+    pub at: String,
+    pub clean: bool,
+}
+
+/// What needs an operator's attention.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Alerts {
+    pub pending_claims: i64,
+    pub failed_webhooks: i64,
+    pub failed_emails: i64,
+    /// Tokens refunds could not claw back, in all.
+    pub shortfall_total: i64,
+    /// Open holds past their expiry, not yet swept.
+    pub holds_past_ttl: i64,
+    pub last_ledger_check: Option<LedgerCheck>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Kpis {
+    pub users: i64,
+    pub users_new_7d: i64,
+    /// Spendable tokens of every user.
+    pub tokens_outstanding: i64,
+    pub tokens_held: i64,
+    pub tokens_expiring_7d: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DaySpend {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub tokens: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Overview {
+    pub alerts: Alerts,
+    pub kpis: Kpis,
+    /// The last 30 UTC days, oldest first, today included.
+    pub spend_per_day: Vec<DaySpend>,
+}
+
+fn count(conn: &Connection, sql: &str, now: Millis) -> rusqlite::Result<i64> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let wanted = stmt.parameter_count();
+    match wanted {
+        0 => stmt.query_row([], |r| r.get(0)),
+        _ => stmt.query_row([now], |r| r.get(0)),
+    }
+}
+
+fn alerts(conn: &Connection, now: Millis) -> rusqlite::Result<Alerts> {
+    let (_, mismatches) = crate::tokens::ops::check(conn)?;
+    Ok(Alerts {
+        pending_claims: count(
+            conn,
+            "SELECT COUNT(*) FROM social_engagements WHERE status = 'pending'",
+            now,
+        )?,
+        failed_webhooks: count(
+            conn,
+            "SELECT COUNT(*) FROM webhook_events WHERE status = 'failed'",
+            now,
+        )?,
+        failed_emails: count(
+            conn,
+            "SELECT COUNT(*) FROM email_outbox WHERE status = 'failed'",
+            now,
+        )?,
+        shortfall_total: count(
+            conn,
+            "SELECT COALESCE(SUM(amount), 0) FROM token_shortfalls",
+            now,
+        )?,
+        holds_past_ttl: count(
+            conn,
+            "SELECT COUNT(*) FROM token_holds WHERE status = 'open' AND expires_at <= ?1",
+            now,
+        )?,
+        last_ledger_check: Some(LedgerCheck {
+            at: rfc3339(now),
+            clean: mismatches.is_empty(),
+        }),
+    })
+}
+
+fn kpis(conn: &Connection, now: Millis) -> rusqlite::Result<Kpis> {
+    let week_ago = now - 7 * DAY_MS;
+    Ok(Kpis {
+        users: count(conn, "SELECT COUNT(*) FROM users", now)?,
+        users_new_7d: conn.query_row("SELECT COUNT(*) FROM users WHERE created_at >= ?1", [week_ago], |r| r.get(0))?,
+        tokens_outstanding: count(conn, "SELECT COALESCE(SUM(token_balance), 0) FROM users", now)?,
+        tokens_held: count(conn, "SELECT COALESCE(SUM(held_tokens), 0) FROM users", now)?,
+        tokens_expiring_7d: conn.query_row(
+            "SELECT COALESCE(SUM(remaining), 0) FROM token_lots WHERE remaining > 0 AND expires_at > ?1 AND expires_at <= ?2",
+            params![now, now + 7 * DAY_MS],
+            |r| r.get(0),
+        )?,
+    })
+}
+
+/// Tokens spent per UTC day (spends and captured holds), the last 30 days with zeros.
+fn spend_per_day(conn: &Connection, now: Millis) -> rusqlite::Result<Vec<DaySpend>> {
+    let today = now.div_euclid(DAY_MS);
+    let first = (today - 29) * DAY_MS;
+    let mut totals = vec![0i64; 30];
+    let mut stmt = conn.prepare_cached(
+        "SELECT created_at / 86400000, -SUM(amount) FROM token_transactions
+         WHERE kind = 'spend' AND created_at >= ?1 GROUP BY 1
+         UNION ALL
+         SELECT settled_at / 86400000, SUM(captured) FROM token_holds
+         WHERE status = 'captured' AND settled_at >= ?1 GROUP BY 1",
+    )?;
+    let rows = stmt.query_map([first], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (day, tokens) = row?;
+        if let Some(slot) = usize::try_from(day - (today - 29))
+            .ok()
+            .and_then(|i| totals.get_mut(i))
+        {
+            *slot += tokens;
+        }
+    }
+    Ok(totals
+        .into_iter()
+        .enumerate()
+        .map(|(i, tokens)| DaySpend {
+            day: rfc3339(first + i as i64 * DAY_MS)[..10].to_owned(),
+            tokens,
+        })
+        .collect())
+}
+
+pub fn overview(conn: &Connection, now: Millis) -> rusqlite::Result<Overview> {
+    Ok(Overview {
+        alerts: alerts(conn, now)?,
+        kpis: kpis(conn, now)?,
+        spend_per_day: spend_per_day(conn, now)?,
+    })
+}
+
+/// Work waiting for the background workers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Backlogs {
+    pub webhooks_pending: i64,
+    pub webhooks_failed: i64,
+    pub outbox_pending: i64,
+    pub outbox_failed: i64,
+}
+
+pub fn backlogs(conn: &Connection) -> rusqlite::Result<Backlogs> {
+    let n = |sql| count(conn, sql, 0);
+    Ok(Backlogs {
+        webhooks_pending: n(
+            "SELECT COUNT(*) FROM webhook_events WHERE status IN ('pending', 'processing')",
+        )?,
+        webhooks_failed: n("SELECT COUNT(*) FROM webhook_events WHERE status = 'failed'")?,
+        outbox_pending: n("SELECT COUNT(*) FROM email_outbox WHERE status = 'pending'")?,
+        outbox_failed: n("SELECT COUNT(*) FROM email_outbox WHERE status = 'failed'")?,
+    })
+}
