@@ -21,7 +21,7 @@ use crate::auth::console::{self, ConsolePolicy, origin_of};
 use crate::state::App;
 use api::{
     audit as audit_routes, claims as claim_routes, overview as overview_routes, session,
-    shortfalls, token_changes, user_actions, user_mail, user_sessions, user_tokens,
+    session_mfa, shortfalls, token_changes, user_actions, user_mail, user_sessions, user_tokens,
     users as user_routes, webhooks as webhook_routes,
 };
 
@@ -73,7 +73,10 @@ fn console_routes() -> Vec<Route> {
     routes.extend(routes![
         session::console_login,
         session::console_logout,
-        session::console_me
+        session::console_me,
+        session_mfa::console_login_verify,
+        session_mfa::console_mfa_setup,
+        session_mfa::console_mfa_confirm,
     ]);
     routes
 }
@@ -147,6 +150,9 @@ pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
         session::console_login,
         session::console_logout,
         session::console_me,
+        session_mfa::console_login_verify,
+        session_mfa::console_mfa_setup,
+        session_mfa::console_mfa_confirm,
     ),
     modifiers(&CookieAuth),
     tags((name = "admin console", description = "The console's sign-in; every /api/admin route is also served under /admin/api with the console cookie instead of a Bearer token"))

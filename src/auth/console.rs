@@ -11,6 +11,7 @@ use rocket::http::{Method, Status};
 use rocket::request::{FromRequest, Outcome, Request};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use super::mfa::{self, AdminMfaPolicy, Factor};
 use super::roles::{Role, UserStatus};
 use super::{AdminUser, AuthUser};
 use crate::http::LoggedUser;
@@ -64,6 +65,10 @@ pub struct ConsoleSession {
     pub last_used_at: Millis,
     pub expires_at: Millis,
     pub idle_timeout_ms: Millis,
+    /// How its admin signed in: the password alone, or with a second factor.
+    pub factor: Factor,
+    /// Whether its admin's account has two-factor sign-in on.
+    pub mfa_enabled: bool,
 }
 
 impl ConsoleSession {
@@ -86,6 +91,7 @@ pub fn create(
     tx: &Transaction<'_>,
     user_id: &UserId,
     password_hash: &str,
+    factor: Factor,
     policy: &ConsolePolicy,
     client: &ClientInfo,
     now: Millis,
@@ -98,10 +104,12 @@ pub fn create(
         last_used_at: now,
         expires_at: now.saturating_add(policy.absolute_ms),
         idle_timeout_ms: policy.idle_ms,
+        factor,
+        mfa_enabled: factor != Factor::Password,
     };
     tx.execute(
-        "INSERT INTO admin_console_sessions (id, token_hash, user_id, password_digest, created_at, last_used_at, expires_at, idle_timeout_ms, ip, user_agent)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO admin_console_sessions (id, token_hash, user_id, password_digest, created_at, last_used_at, expires_at, idle_timeout_ms, ip, user_agent, factor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             session.id,
             hash,
@@ -111,7 +119,8 @@ pub fn create(
             session.expires_at,
             session.idle_timeout_ms,
             client.ip.map(|ip| ip.to_string()),
-            client.user_agent
+            client.user_agent,
+            factor
         ],
     )?;
     Ok((token, session))
@@ -127,7 +136,8 @@ pub fn live(
     let found = conn
         .prepare_cached(
             "SELECT s.id, s.user_id, s.created_at, s.last_used_at, s.expires_at, s.idle_timeout_ms,
-                    s.password_digest, u.password_hash
+                    s.password_digest, u.password_hash, s.factor,
+                    EXISTS (SELECT 1 FROM user_mfa m WHERE m.user_id = s.user_id AND m.confirmed_at IS NOT NULL)
              FROM admin_console_sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2
                AND s.last_used_at + s.idle_timeout_ms > ?2 AND u.role = ?3 AND u.status = ?4",
@@ -142,6 +152,8 @@ pub fn live(
                     last_used_at: r.get(3)?,
                     expires_at: r.get(4)?,
                     idle_timeout_ms: r.get(5)?,
+                    factor: r.get(8)?,
+                    mfa_enabled: r.get(9)?,
                 };
                 let (digest, hash): (String, String) = (r.get(6)?, r.get(7)?);
                 Ok((session, digest == password_digest(&hash)))
@@ -156,6 +168,16 @@ pub fn touch(tx: &Transaction<'_>, id: &str, now: Millis) -> rusqlite::Result<()
     tx.execute(
         "UPDATE admin_console_sessions SET last_used_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Records that the session's admin has just proved a second factor in it (enrolment
+/// from the console).
+pub fn set_factor(tx: &Transaction<'_>, id: &str, factor: Factor) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE admin_console_sessions SET factor = ?2 WHERE id = ?1",
+        params![id, factor],
     )?;
     Ok(())
 }
@@ -258,35 +280,74 @@ async fn session_of(req: &Request<'_>) -> Result<ConsoleSession, Status> {
 /// The console session a request was admitted with (cached by the guard).
 struct Cached(Result<ConsoleSession, Status>);
 
-/// The admin behind the console cookie of a request under `/admin/api`.
-pub(super) async fn admin_from_cookie(req: &Request<'_>) -> Outcome<AdminUser, ApiError> {
+/// The signed-in console session of a request, or the guard's failure.
+async fn signed_in(req: &Request<'_>) -> Result<ConsoleSession, (Status, ApiError)> {
     let cached = req
         .local_cache_async(async { Cached(session_of(req).await) })
         .await;
     match &cached.0 {
         Ok(session) => {
             req.local_cache(|| LoggedUser(Some(session.user_id.to_string())));
-            Outcome::Success(AdminUser(AuthUser {
-                user_id: session.user_id.clone(),
-                session_id: SessionId::from(session.id.clone()),
-                role: Role::Admin,
-            }))
+            Ok(session.clone())
         }
         Err(status) if *status == Status::Forbidden => {
-            Outcome::Error((Status::Forbidden, ApiError::Forbidden))
+            Err((Status::Forbidden, ApiError::Forbidden))
         }
-        Err(status) if *status == Status::Unauthorized => Outcome::Error((
+        Err(status) if *status == Status::Unauthorized => Err((
             Status::Unauthorized,
             ApiError::Unauthorized("sign in to the admin console"),
         )),
-        Err(status) => Outcome::Error((
+        Err(status) => Err((
             *status,
             ApiError::Unavailable("authentication is unavailable".into()),
         )),
     }
 }
 
-/// The signed-in console session of a request under `/admin/api`.
+/// What the console tells an admin who signed in without a second factor while admins
+/// need one: enrol first (the console's own enrolment screen), or sign in again with it.
+pub const ENROL_IN_CONSOLE: &str = "enrol in two-factor authentication first (the console's Two-factor screen, or POST /admin/api/mfa/setup)";
+
+/// `None` when the session may use the admin routes; otherwise why not.
+pub fn mfa_refusal(session: &ConsoleSession, policy: AdminMfaPolicy) -> Option<&'static str> {
+    if !policy.required || (session.mfa_enabled && session.factor != Factor::Password) {
+        return None;
+    }
+    Some(if session.mfa_enabled {
+        mfa::LOG_IN_AGAIN
+    } else {
+        ENROL_IN_CONSOLE
+    })
+}
+
+/// The admin behind the console cookie of a request under `/admin/api`; with
+/// `mfa_required_for_admins`, only from a session opened (or since confirmed) with a
+/// second factor. The session alone (sign-out, `me`, enrolment) is [`Console`].
+pub(super) async fn admin_from_cookie(req: &Request<'_>) -> Outcome<AdminUser, ApiError> {
+    let session = match signed_in(req).await {
+        Ok(session) => session,
+        Err(e) => return Outcome::Error(e),
+    };
+    let policy = match state::<AdminMfaPolicy>(req) {
+        Ok(policy) => *policy,
+        Err(status) => {
+            return Outcome::Error((status, ApiError::Unavailable("unavailable".into())));
+        }
+    };
+    if let Some(detail) = mfa_refusal(&session, policy) {
+        return Outcome::Error(crate::http::error::guard_failure(
+            req,
+            ApiError::MfaRequired(detail),
+        ));
+    }
+    Outcome::Success(AdminUser(AuthUser {
+        user_id: session.user_id.clone(),
+        session_id: SessionId::from(session.id.clone()),
+        role: Role::Admin,
+    }))
+}
+
+/// The signed-in console session of a request under `/admin/api`, whatever its factor.
 pub struct Console(pub ConsoleSession);
 
 #[rocket::async_trait]
@@ -297,13 +358,9 @@ impl<'r> FromRequest<'r> for Console {
         if !is_console_path(req) {
             return Outcome::Error((Status::Unauthorized, ApiError::Unauthorized("console only")));
         }
-        match admin_from_cookie(req).await {
-            Outcome::Success(_) => match &req.local_cache(|| Cached(Err(Status::Unauthorized))).0 {
-                Ok(session) => Outcome::Success(Console(session.clone())),
-                Err(status) => Outcome::Error((*status, ApiError::Unauthorized("sign in"))),
-            },
-            Outcome::Error(e) => Outcome::Error(e),
-            Outcome::Forward(s) => Outcome::Forward(s),
+        match signed_in(req).await {
+            Ok(session) => Outcome::Success(Console(session)),
+            Err(e) => Outcome::Error(e),
         }
     }
 }

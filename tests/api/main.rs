@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin_console;
+mod admin_console_mfa;
 mod admin_helpers;
 mod admin_ops;
 mod admin_routes;

@@ -199,7 +199,7 @@ enum Opened {
 }
 
 /// Stores the challenge of a verified password for a two-factor account; its token.
-fn challenge(
+pub fn challenge(
     tx: &rusqlite::Transaction<'_>,
     account: &Credentials,
     client: &ClientInfo,

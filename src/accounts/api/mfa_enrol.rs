@@ -5,6 +5,7 @@
 
 use rocket::serde::json::Json;
 use rocket::{State, post};
+use rusqlite::Transaction;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -85,7 +86,17 @@ pub async fn setup(
     body: JsonBody<'_, TotpSetupRequest>,
 ) -> ApiResult<Json<TotpSetupResponse>> {
     let body = parse_body(body)?;
-    let account = credentials(app, &user).await?;
+    Ok(Json(start(app, &user, client, body.password).await?))
+}
+
+/// Starts `user`'s enrolment once `password` is proved (the API's and the console's).
+pub async fn start(
+    app: &App,
+    user: &AuthUser,
+    client: ClientInfo,
+    password: String,
+) -> ApiResult<TotpSetupResponse> {
+    let account = credentials(app, user).await?;
     let user_id = user.user_id.clone();
     if app
         .db
@@ -95,7 +106,7 @@ pub async fn setup(
         return Err(already_on());
     }
     let (field, action) = ("password", "auth.mfa_setup_failed");
-    verify_current(app, &user, &client, &account, body.password, field, action).await?;
+    verify_current(app, user, &client, &account, password, field, action).await?;
     let secret = TotpSecret::generate();
     let sealed = seal_key(app).seal(&account.id, &secret)?;
     let otpauth_uri = secret.otpauth_uri(&app.settings.auth.mfa_issuer, &account.email)?;
@@ -112,11 +123,11 @@ pub async fn setup(
             Ok(())
         })
         .await?;
-    Ok(Json(TotpSetupResponse {
+    Ok(TotpSetupResponse {
         secret: secret.base32(),
         otpauth_uri,
         qr_svg,
-    }))
+    })
 }
 
 /// Finish enrolment with a current code: two-factor sign-in is on from now.
@@ -136,6 +147,20 @@ pub async fn confirm(
     body: JsonBody<'_, TotpConfirmRequest>,
 ) -> ApiResult<Json<RecoveryCodesResponse>> {
     let body = parse_body(body)?;
+    let session_id = user.session_id.clone();
+    let mark = move |tx: &Transaction<'_>| mfa::set_session_factor(tx, &session_id, Factor::Totp);
+    Ok(Json(finish(app, user, client, body.code, mark).await?))
+}
+
+/// Turns `user`'s enrolment on with a current `code`; `mark` records in the caller's
+/// session (an API or a console session) that the code was just proved in it.
+pub async fn finish(
+    app: &App,
+    user: AuthUser,
+    client: ClientInfo,
+    code: String,
+    mark: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()> + Send + 'static,
+) -> ApiResult<RecoveryCodesResponse> {
     let codes = recovery::generate();
     let digests: Vec<String> = codes
         .iter()
@@ -158,7 +183,7 @@ pub async fn confirm(
             let secret = seal.open(&user.user_id, &enrolment.secret_sealed)?;
             let now_secs = u64::try_from(now / 1000).unwrap_or(0);
             let step = secret
-                .matching_step(&body.code, now_secs)?
+                .matching_step(&code, now_secs)?
                 .and_then(|step| i64::try_from(step).ok())
                 .ok_or_else(|| {
                     ApiError::field("code", "is not the current code of the new secret")
@@ -167,14 +192,14 @@ pub async fn confirm(
                 return Err(already_on());
             }
             // The code was just proved in this session.
-            mfa::set_session_factor(tx, &user.session_id, Factor::Totp)?;
+            mark(tx)?;
             let actor = Actor::user(&user.user_id, &client);
             ops::record_change(tx, &base_url, &account, MfaChange::Enabled, &actor, now)?;
             Ok::<_, ApiError>(())
         })
         .await?;
     app.mail_wakeup.notify_one();
-    Ok(Json(RecoveryCodesResponse {
+    Ok(RecoveryCodesResponse {
         recovery_codes: codes,
-    }))
+    })
 }

@@ -41,8 +41,9 @@ fn bad_challenge() -> ApiError {
     ApiError::Unauthorized("the sign-in challenge is invalid or expired; log in again")
 }
 
-enum Outcome {
-    Session(UserView, NewSession),
+/// What a verification ends in: the caller's session opened, or the factor refused.
+pub enum Outcome<T> {
+    Opened(T),
     Refused(Credentials, Option<Millis>),
 }
 
@@ -62,33 +63,29 @@ pub async fn verify(
     body: JsonBody<'_, MfaVerifyRequest>,
 ) -> ApiResult<Json<AuthResponse>> {
     let body = parse_body(body)?;
-    let proof = match (&body.code, &body.recovery_code) {
-        (Some(code), None) => Proof::Code(code.clone()),
-        (None, Some(code)) => Proof::recovery(app.jwt.derived(), code),
-        _ => {
-            return Err(ApiError::Unprocessable(
-                "send exactly one of code and recovery_code".into(),
-            ));
-        }
-    };
-    let attempt = Verification {
-        challenge: token_hash(&body.mfa_token),
-        proof,
-        lockout: AccountLockout::of(app),
-        seal: seal_key(app),
-        lifetime: session_lifetime(app),
-        base_url: app.settings.server.public_base_url.clone(),
-        client: client.clone(),
-        now: app.clock.now_ms(),
-    };
-    let outcome = app.db.write(move |tx| attempt.complete(tx)).await?;
+    let attempt = Verification::new(app, &client, &body)?;
+    let lifetime = session_lifetime(app);
+    let open_client = client.clone();
+    let outcome = app
+        .db
+        .write(move |tx| {
+            attempt.complete(tx, |tx, account, factor, now| {
+                open_api_session(tx, account, factor, now, lifetime, &open_client)
+            })
+        })
+        .await?;
+    app.mail_wakeup.notify_one();
+    let (user, session) = opened(app, &client, outcome).await?;
+    Ok(Json(auth_response(app, user, session)?))
+}
+
+/// The session a verification opened, or, when the factor was refused, the refusal
+/// recorded (it counts toward the lockout) and its 401.
+pub async fn opened<T>(app: &App, client: &ClientInfo, outcome: Outcome<T>) -> ApiResult<T> {
     match outcome {
-        Outcome::Session(user, session) => {
-            app.mail_wakeup.notify_one();
-            Ok(Json(auth_response(app, user, session)?))
-        }
+        Outcome::Opened(opened) => Ok(opened),
         Outcome::Refused(account, locks_until) => {
-            let actor = Actor::user(&account.id, &client);
+            let actor = Actor::user(&account.id, client);
             mfa::record_refusal(app, actor, &account, locks_until, "sign_in").await?;
             Err(ApiError::Unauthorized(
                 "the code is incorrect or already used",
@@ -97,21 +94,67 @@ pub async fn verify(
     }
 }
 
-/// A verification attempt, ready for the writer.
-struct Verification {
+/// Opens the API session of a completed two-factor login.
+fn open_api_session(
+    tx: &Transaction<'_>,
+    account: &Credentials,
+    factor: Factor,
+    now: Millis,
+    lifetime: Lifetime,
+    client: &ClientInfo,
+) -> ApiResult<(UserView, NewSession)> {
+    let session = sessions::create_with_factor(tx, &account.id, now, lifetime, client, factor)?;
+    let actor = Actor::user(&account.id, client);
+    let event = Event::new("auth.login")
+        .target("session", &session.session_id)
+        .details(json!({ "factor": factor }));
+    audit::record(tx, now, &actor, event)?;
+    let user = accounts_store::find_user(tx, &account.id)?.ok_or(ApiError::NotFound)?;
+    Ok((user, session))
+}
+
+/// A verification attempt, ready for the writer: the API's and the admin console's
+/// second step share it, each opening its own kind of session.
+pub struct Verification {
     challenge: String,
     proof: Proof,
     lockout: AccountLockout,
     seal: SealKey,
-    lifetime: Lifetime,
     base_url: String,
     client: ClientInfo,
     now: Millis,
 }
 
 impl Verification {
-    /// Checks the challenge and the factor (counted), and on success opens the session.
-    fn complete(self, tx: &Transaction<'_>) -> ApiResult<Outcome> {
+    /// The attempt `body` makes; 422 unless it carries exactly one of the two codes.
+    pub fn new(app: &App, client: &ClientInfo, body: &MfaVerifyRequest) -> ApiResult<Self> {
+        let proof = match (&body.code, &body.recovery_code) {
+            (Some(code), None) => Proof::Code(code.clone()),
+            (None, Some(code)) => Proof::recovery(app.jwt.derived(), code),
+            _ => {
+                return Err(ApiError::Unprocessable(
+                    "send exactly one of code and recovery_code".into(),
+                ));
+            }
+        };
+        Ok(Verification {
+            challenge: token_hash(&body.mfa_token),
+            proof,
+            lockout: AccountLockout::of(app),
+            seal: seal_key(app),
+            base_url: app.settings.server.public_base_url.clone(),
+            client: client.clone(),
+            now: app.clock.now_ms(),
+        })
+    }
+
+    /// Checks the challenge and the factor (counted), and on success consumes the
+    /// challenge and opens the session with `open`.
+    pub fn complete<T>(
+        self,
+        tx: &Transaction<'_>,
+        open: impl FnOnce(&Transaction<'_>, &Credentials, Factor, Millis) -> ApiResult<T>,
+    ) -> ApiResult<Outcome<T>> {
         let now = self.now;
         let (user_id, password_digest) =
             store::challenge_user(tx, &self.challenge, now)?.ok_or_else(bad_challenge)?;
@@ -129,19 +172,13 @@ impl Verification {
             Attempt::Accepted(factor) => factor,
         };
         store::delete_challenge(tx, &self.challenge)?;
-        let session =
-            sessions::create_with_factor(tx, &user_id, now, self.lifetime, &self.client, factor)?;
-        let actor = Actor::user(&user_id, &self.client);
-        let event = Event::new("auth.login")
-            .target("session", &session.session_id)
-            .details(json!({ "factor": factor }));
-        audit::record(tx, now, &actor, event)?;
+        let opened = open(tx, &account, factor, now)?;
         if factor == Factor::RecoveryCode {
+            let actor = Actor::user(&user_id, &self.client);
             let remaining = store::unused_recovery_codes(tx, &user_id)?;
             let change = MfaChange::RecoveryCodeUsed { remaining };
             ops::record_change(tx, &self.base_url, &account, change, &actor, now)?;
         }
-        let user = accounts_store::find_user(tx, &user_id)?.ok_or(ApiError::NotFound)?;
-        Ok(Outcome::Session(user, session))
+        Ok(Outcome::Opened(opened))
     }
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod claims;
 pub mod overview;
 pub mod session;
+pub mod session_mfa;
 pub mod shortfalls;
 pub mod token_changes;
 pub mod user_actions;

@@ -9,12 +9,16 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::accounts::api::login::{LoginRequest, invalid_credentials, verify_password};
-use crate::accounts::lockout::ShadowCounters;
+use crate::accounts::api::login::{
+    self, LoginRequest, MfaChallenge, invalid_credentials, verify_password,
+};
+use crate::accounts::lockout::{AccountLockout, Policy, ShadowCounters};
+use crate::accounts::mfa::refund_password_attempt;
 use crate::accounts::store::{self as accounts_store, Credentials, UserView};
 use crate::auth::console::{
     self, Console, ConsolePolicy, ConsoleSession, SameOriginJson, clear_cookie, set_cookie,
 };
+use crate::auth::mfa::{self, AdminMfaPolicy, Factor};
 use crate::auth::roles::{Role, UserStatus};
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::http::{ClientInfo, JsonBody, parse_body};
@@ -39,9 +43,37 @@ pub struct ConsoleSessionResponse {
     pub expires_at: String,
     /// When the session ends unless used before (`admin_session_idle_timeout_secs`).
     pub idle_expires_at: String,
+    pub mfa: ConsoleMfa,
 }
 
-fn response(user: UserView, session: &ConsoleSession) -> ConsoleSessionResponse {
+/// The signed-in admin's two-factor state, as the console needs it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsoleMfa {
+    /// The account has two-factor sign-in on.
+    pub enabled: bool,
+    /// How this session was opened (or since confirmed): `password`, `totp` or `recovery_code`.
+    #[schema(value_type = String)]
+    pub factor: Factor,
+    /// The admin routes refuse this session until it enrols (`mfa_required_for_admins`);
+    /// `POST /admin/api/mfa/setup` and `/confirm` are open to it.
+    pub enrolment_required: bool,
+}
+
+/// What the console's sign-in answers: a session (the cookie is set), or, for an
+/// account with two-factor sign-in, the challenge for `POST /admin/api/login/verify`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ConsoleLoginResponse {
+    Session(ConsoleSessionResponse),
+    Challenge(MfaChallenge),
+}
+
+pub fn response(
+    user: UserView,
+    session: &ConsoleSession,
+    policy: AdminMfaPolicy,
+) -> ConsoleSessionResponse {
+    let enrolment_required = policy.required && !session.mfa_enabled;
     ConsoleSessionResponse {
         user: ConsoleUser {
             id: user.id.to_string(),
@@ -51,13 +83,35 @@ fn response(user: UserView, session: &ConsoleSession) -> ConsoleSessionResponse 
         },
         expires_at: rfc3339(session.expires_at),
         idle_expires_at: rfc3339(session.idle_expires_at()),
+        mfa: ConsoleMfa {
+            enabled: session.mfa_enabled,
+            factor: session.factor,
+            enrolment_required,
+        },
     }
 }
 
 #[derive(Responder)]
 pub struct SignedIn {
-    inner: Json<ConsoleSessionResponse>,
+    inner: Json<ConsoleLoginResponse>,
     cookie: Header<'static>,
+}
+
+impl SignedIn {
+    /// The answer that signs the browser in with `token`.
+    pub fn new(token: &str, body: ConsoleSessionResponse) -> SignedIn {
+        SignedIn {
+            inner: Json(ConsoleLoginResponse::Session(body)),
+            cookie: Header::new("Set-Cookie", set_cookie(token)),
+        }
+    }
+}
+
+/// The console sign-in's answer: signed in, or the second step to take.
+#[derive(Responder)]
+pub enum ConsoleLogin {
+    SignedIn(SignedIn),
+    Challenge(Json<ConsoleLoginResponse>),
 }
 
 #[derive(Responder)]
@@ -70,10 +124,12 @@ pub struct SignedOut {
 /// Sign in to the admin console with an admin's email and password. A wrong password,
 /// an unknown email, a disabled account and an account that is not an admin all get the
 /// same 401. Sets `audiostudio_admin` (`HttpOnly; SameSite=Strict; Path=/admin; Secure`).
+/// An account with two-factor sign-in gets `{mfa_required, mfa_token, expires_in}` and no
+/// cookie yet: `POST /admin/api/login/verify` with a code completes the sign-in.
 #[utoipa::path(post, path = "/admin/api/login", tag = "admin console", request_body(content = LoginRequest,
         example = json!({"email": "root@example.com", "password": "violet kettle 9 tambourine"})),
     responses(
-        (status = 200, description = "Signed in; the cookie is set", body = ConsoleSessionResponse,
+        (status = 200, description = "Signed in and the cookie set, or (two-factor accounts) the challenge to complete", body = ConsoleLoginResponse,
             headers(("Set-Cookie" = String, description = "audiostudio_admin=<opaque>; HttpOnly; SameSite=Strict; Path=/admin; Secure"))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password, or not an active admin", body = Problem, content_type = "application/problem+json"),
@@ -89,19 +145,63 @@ pub async fn console_login(
     _same_origin: SameOriginJson,
     client: ClientInfo,
     body: JsonBody<'_, LoginRequest>,
-) -> ApiResult<SignedIn> {
+) -> ApiResult<ConsoleLogin> {
     let body = parse_body(body)?;
-    let (account, _, _) = verify_password(app, shadow, &client, &body.email, body.password).await?;
+    let (account, _, locks_until) =
+        verify_password(app, shadow, &client, &body.email, body.password).await?;
     let (policy, now) = (policy.inner().clone(), app.clock.now_ms());
+    let attempt = Attempt {
+        lockout: AccountLockout::of(app).policy,
+        locks_until,
+        challenge_ttl_ms: app
+            .settings
+            .auth
+            .mfa_challenge_ttl_secs
+            .saturating_mul(1000)
+            .try_into()
+            .unwrap_or(Millis::MAX),
+    };
     let opened = app
         .db
-        .write(move |tx| open(tx, account, &policy, &client, now))
+        .write(move |tx| open(tx, account, &policy, &attempt, &client, now))
         .await?;
-    let (token, user, session) = opened.ok_or_else(invalid_credentials)?;
-    Ok(SignedIn {
-        inner: Json(response(user, &session)),
-        cookie: Header::new("Set-Cookie", set_cookie(&token)),
-    })
+    let mfa_policy = mfa_policy(app);
+    match opened {
+        Opened::Session(token, user, session) => Ok(ConsoleLogin::SignedIn(SignedIn::new(
+            &token,
+            response(user, &session, mfa_policy),
+        ))),
+        Opened::Challenge(mfa_token) => Ok(ConsoleLogin::Challenge(Json(
+            ConsoleLoginResponse::Challenge(MfaChallenge {
+                mfa_required: true,
+                mfa_token,
+                expires_in: app.settings.auth.mfa_challenge_ttl_secs,
+            }),
+        ))),
+        Opened::Refused => Err(invalid_credentials()),
+    }
+}
+
+/// Whether admins need a second factor (`mfa_required_for_admins`).
+pub fn mfa_policy(app: &App) -> AdminMfaPolicy {
+    AdminMfaPolicy {
+        required: app.settings.auth.mfa_required_for_admins,
+    }
+}
+
+/// What the password attempt brings to the sign-in's transaction.
+struct Attempt {
+    lockout: Policy,
+    locks_until: Option<Millis>,
+    challenge_ttl_ms: Millis,
+}
+
+/// What a verified password opens at the console.
+enum Opened {
+    Session(String, UserView, ConsoleSession),
+    /// The token of the second-factor challenge.
+    Challenge(String),
+    Refused,
 }
 
 /// Opens the session if the verified account is still an active admin with the same
@@ -110,9 +210,10 @@ fn open(
     tx: &rusqlite::Transaction<'_>,
     account: Credentials,
     policy: &ConsolePolicy,
+    attempt: &Attempt,
     client: &ClientInfo,
     now: Millis,
-) -> ApiResult<Option<(String, UserView, ConsoleSession)>> {
+) -> ApiResult<Opened> {
     let actor = Actor::user(&account.id, client);
     let current = accounts_store::credentials_by_id(tx, &account.id)?;
     let user = accounts_store::find_user(tx, &account.id)?;
@@ -127,14 +228,43 @@ fn open(
             .target("user", &account.id)
             .details(json!({ "reason": refusal }));
         audit::record(tx, now, &actor, event)?;
-        return Ok(None);
+        return Ok(Opened::Refused);
     };
+    if mfa::mfa_enabled(tx, &account.id)? {
+        // The count stays until the second factor is right (see `accounts::api::login`).
+        refund_password_attempt(tx, &account.id, now, &attempt.lockout, attempt.locks_until)?;
+        let token = login::challenge(tx, &account, client, now, attempt.challenge_ttl_ms)?;
+        return Ok(Opened::Challenge(token));
+    }
     accounts_store::clear_login_failures(tx, &account.id)?;
     let (token, session) =
-        console::create(tx, &account.id, &account.password_hash, policy, client, now)?;
-    let event = Event::new("admin.console_login").target("console_session", &session.id);
-    audit::record(tx, now, &actor, event)?;
-    Ok(Some((token, user, session)))
+        open_console_session(tx, &account, Factor::Password, policy, client, now)?;
+    Ok(Opened::Session(token, user, session))
+}
+
+/// Opens a console session for a signed-in admin, audited; the cookie's token and it.
+pub fn open_console_session(
+    tx: &rusqlite::Transaction<'_>,
+    account: &Credentials,
+    factor: Factor,
+    policy: &ConsolePolicy,
+    client: &ClientInfo,
+    now: Millis,
+) -> ApiResult<(String, ConsoleSession)> {
+    let (token, session) = console::create(
+        tx,
+        &account.id,
+        &account.password_hash,
+        factor,
+        policy,
+        client,
+        now,
+    )?;
+    let event = Event::new("admin.console_login")
+        .target("console_session", &session.id)
+        .details(json!({ "factor": factor }));
+    audit::record(tx, now, &Actor::user(&account.id, client), event)?;
+    Ok((token, session))
 }
 
 /// Sign out of the console: the session ends and the cookie is cleared.
@@ -186,5 +316,5 @@ pub async fn console_me(
         .read(move |c| Ok::<_, ApiError>(accounts_store::find_user(c, &id)?))
         .await?
         .ok_or(ApiError::Unauthorized("sign in to the admin console"))?;
-    Ok(Json(response(user, &session)))
+    Ok(Json(response(user, &session, mfa_policy(app))))
 }
