@@ -66,7 +66,12 @@ export function WebhookDetail({ route }) {
           ['Received', html`<${Time} at=${e.received_at} />`],
           ['Attempts', num(e.attempts)],
           ['Last error', e.last_error],
+          e.last_error_at ? ['Last error at', html`<${Time} at=${e.last_error_at} />`] : null,
           ['Next attempt', html`<${Time} at=${e.next_attempt_at} />`],
+          e.processed_at ? ['Processed', html`<${Time} at=${e.processed_at} />`] : null,
+          e.note ? ['Note', e.note] : null,
+          e.livemode === undefined ? null : ['Mode', e.livemode ? 'live' : 'test'],
+          e.api_version ? ['API version', e.api_version] : null,
         ]} />
       </section>
       ${e.attempts_log && e.attempts_log.length ? html`<section class="panel"><h2>Attempts</h2>
