@@ -241,6 +241,7 @@ test('a page on another origin cannot act with the console cookie', async () => 
 test('screenshots of every screen', async () => {
   const dir = shotsDir();
   const user = (await app.api('GET', '/api/admin/users?q=demo5%40example.com', { token: adminToken })).body.users[0];
+  await app.login('demo5@example.com', DEMO_PASSWORD); // a session for the sessions tab
   const first = await consolePage(browser, app);
   await signIn(first, app);
   await first.getByRole('heading', { name: 'Needs attention' }).waitFor();

@@ -28,9 +28,9 @@ export function Webhooks({ route }) {
     </form>
     <section class="panel"><${Loading} state=${state}>${state.data && html`
       <${Table} rows=${state.data.events} onOpen=${(e) => { location.hash = link('webhooks', e.id); }} empty="No events." columns=${[
-        { label: 'received', render: (e) => html`<${Time} at=${e.received_at} />` },
-        { label: 'type', render: (e) => html`<code>${e.type}</code>` },
         { label: 'status', render: (e) => html`<${Badge} value=${e.status} />` },
+        { label: 'type', render: (e) => html`<code>${e.type}</code>` },
+        { label: 'received', render: (e) => html`<${Time} at=${e.received_at} />` },
         { label: 'object', wrap: true, key: 'object_id' },
         { label: 'attempts', num: true, render: (e) => num(e.attempts) },
         { label: 'last error', wrap: true, key: 'last_error' },
