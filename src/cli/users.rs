@@ -130,7 +130,7 @@ fn action(command: &Command) -> anyhow::Result<(&str, &'static str, Action)> {
             (email, "given its role", op)
         }
         Command::Unlock { email } => {
-            let op: Action = Box::new(|tx, id, actor, now| admin::unlock(tx, id, actor, now));
+            let op: Action = Box::new(admin::unlock);
             (email, "unlocked", op)
         }
         _ => anyhow::bail!("not an account action"),
