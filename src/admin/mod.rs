@@ -154,7 +154,7 @@ pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
         session_mfa::console_mfa_setup,
         session_mfa::console_mfa_confirm,
     ),
-    modifiers(&CookieAuth),
+    modifiers(&CookieAuth, &BodyProblems),
     tags((name = "admin console", description = "The console's sign-in; every /api/admin route is also served under /admin/api with the console cookie instead of a Bearer token"))
 )]
 pub struct ApiDoc;
@@ -172,5 +172,43 @@ impl Modify for CookieAuth {
                 "The admin console's session (POST /admin/api/login); only under /admin/api",
             ))),
         );
+    }
+}
+
+/// Every admin POST with a JSON body may also be answered 413 (over the body limit) and,
+/// under `/api`, 415 (a body that is not JSON); the document says so for each.
+struct BodyProblems;
+
+impl Modify for BodyProblems {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let Some(post) = item.post.as_mut() else {
+                continue;
+            };
+            if post.request_body.is_none() {
+                continue;
+            }
+            let responses = &mut post.responses.responses;
+            responses
+                .entry("413".into())
+                .or_insert_with(|| problem("The body is larger than the limit").into());
+            if path.starts_with("/api/") {
+                responses
+                    .entry("415".into())
+                    .or_insert_with(|| problem("The body is not declared JSON").into());
+            }
+        }
     }
 }

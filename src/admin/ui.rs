@@ -192,10 +192,10 @@ mod tests {
             if let Some(m) = inline.find(&text) {
                 panic!("inline code in static/{path}: {:?}", m.as_str());
             }
-            if path.ends_with(".js") {
-                if let Some(m) = sinks.find(&text) {
-                    panic!("HTML sink in static/{path}: {:?}", m.as_str());
-                }
+            if path.ends_with(".js")
+                && let Some(m) = sinks.find(&text)
+            {
+                panic!("HTML sink in static/{path}: {:?}", m.as_str());
             }
             checked += 1;
         }

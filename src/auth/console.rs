@@ -264,7 +264,9 @@ async fn session_of(req: &Request<'_>) -> Result<ConsoleSession, Status> {
         .await
         .map_err(|e| e.status())?
         .ok_or(Status::Unauthorized)?;
-    if now.saturating_sub(session.last_used_at) >= TOUCH_EVERY_MS {
+    // A short idle timeout is still honoured: the use is recorded well within it.
+    let every = TOUCH_EVERY_MS.min(session.idle_timeout_ms / 2);
+    if now.saturating_sub(session.last_used_at) >= every {
         let id = session.id.clone();
         db.write(move |tx| Ok::<_, ApiError>(touch(tx, &id, now)?))
             .await

@@ -6,11 +6,16 @@ use std::process::ExitCode;
 
 use super::Cli;
 use crate::accounts::mfa::ops as mfa_ops;
+use crate::accounts::ops::admin;
 use crate::accounts::{ops, store, validate};
 use crate::auth::roles::Role;
+use crate::http::error::ApiResult;
 use crate::platform::audit::Actor;
+use crate::platform::clock::Millis;
 use crate::platform::clock::{Clock, SystemClock};
 use crate::platform::db::DbError;
+use crate::platform::ids::UserId;
+use rusqlite::Transaction;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -25,6 +30,31 @@ pub enum Command {
     },
     /// List every user, oldest first
     List,
+    /// Disable an account: every API and console session ends at once (never the last active admin)
+    Disable {
+        #[arg(long)]
+        email: String,
+        /// Why (kept in the audit log)
+        #[arg(long)]
+        reason: String,
+    },
+    /// Enable a disabled account
+    Enable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Make an account a `user` or an `admin` (never the last active admin's)
+    Role {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Clear an account's failed-login lockout
+    Unlock {
+        #[arg(long)]
+        email: String,
+    },
     /// Turn off an account's two-factor sign-in (lost authenticator and recovery codes);
     /// audited, and the owner is told by email
     MfaReset {
@@ -47,6 +77,13 @@ pub fn run(cli: &Cli, command: &Command) -> anyhow::Result<ExitCode> {
                 ops::create_user(tx, &account, &Actor::cli(), "cli", now)
             })?;
             writeln!(std::io::stdout(), "created {role} {email} ({id})")?;
+        }
+        Command::Disable { .. }
+        | Command::Enable { .. }
+        | Command::Role { .. }
+        | Command::Unlock { .. } => {
+            let done = admin_action(&db, command)?;
+            writeln!(std::io::stdout(), "{done}")?;
         }
         Command::List => {
             let mut out = std::io::stdout().lock();
@@ -116,6 +153,56 @@ fn mfa_reset(
         writeln!(std::io::stderr(), "{line}")?;
     }
     Ok(code)
+}
+
+/// An account action of the admin API, as the CLI runs it.
+type Action = Box<dyn FnOnce(&Transaction<'_>, &UserId, &Actor, Millis) -> ApiResult<()> + Send>;
+
+/// The account a command acts on, what it does (for the printed line) and the operation.
+fn action(command: &Command) -> anyhow::Result<(&str, &'static str, Action)> {
+    // The CLI is nobody's account: only the last-admin rule applies to it.
+    let nobody = UserId::from("");
+    Ok(match command {
+        Command::Disable { email, reason } => {
+            let reason = reason.clone();
+            let op: Action = Box::new(move |tx, id, actor, now| {
+                admin::disable(tx, id, &reason, &nobody, actor, now)
+            });
+            (email, "disabled", op)
+        }
+        Command::Enable { email } => {
+            let op: Action = Box::new(|tx, id, actor, now| admin::enable(tx, id, None, actor, now));
+            (email, "enabled", op)
+        }
+        Command::Role { email, role } => {
+            let role: Role = role
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--role must be user or admin"))?;
+            let op: Action = Box::new(move |tx, id, actor, now| {
+                admin::set_role(tx, id, role, &nobody, actor, now)
+            });
+            (email, "given its role", op)
+        }
+        Command::Unlock { email } => {
+            let op: Action = Box::new(admin::unlock);
+            (email, "unlocked", op)
+        }
+        _ => anyhow::bail!("not an account action"),
+    })
+}
+
+/// Runs an account action through the same operation as the admin API (audited as the
+/// CLI); what was done, as a line to print.
+fn admin_action(db: &crate::platform::db::Db, command: &Command) -> anyhow::Result<String> {
+    let (email, done, op) = action(command)?;
+    let lookup = email.to_owned();
+    let id = db
+        .read_blocking(move |c| Ok::<_, DbError>(admin::id_by_email(c, &lookup)?))?
+        .ok_or_else(|| anyhow::anyhow!("no account with email {email}"))?;
+    let (target, now) = (id.clone(), SystemClock.now_ms());
+    db.write_blocking(move |tx| op(tx, &target, &Actor::cli(), now))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(format!("{email} ({id}) {done}"))
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -66,14 +66,32 @@ async fn a_user_who_is_not_an_admin_gets_the_same_401_as_a_wrong_password() {
     assert_eq!(without_request_id(&wrong), without_request_id(&user));
     assert_eq!(without_request_id(&wrong), without_request_id(&unknown));
     assert!(user.header("set-cookie").is_none());
+    let second = app.register("second@example.com").await;
+    let second_id = second["user"]["id"].as_str().unwrap();
+    app.promote(second_id);
+    app.db()
+        .execute(
+            "UPDATE users SET status = 'disabled' WHERE id = ?1",
+            [second_id],
+        )
+        .unwrap();
+    let disabled = console_login(&app, "second@example.com", PASSWORD).await;
+    assert_eq!(without_request_id(&wrong), without_request_id(&disabled));
     assert_eq!(app.count("SELECT COUNT(*) FROM admin_console_sessions"), 0);
     let (action, _, _, details) = last_audit(&app);
-    assert_eq!(action, "auth.login_failed");
+    assert_eq!(
+        (action.as_str(), details["reason"].as_str()),
+        ("admin.console_login_refused", Some("disabled"))
+    );
     assert_eq!(
         app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'admin.console_login_refused'"),
-        1
+        2
     );
-    assert_eq!(details["reason"], "unknown_email");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_logs WHERE action = 'auth.login_failed'"),
+        2,
+        "the wrong password and the unknown email"
+    );
 }
 
 #[rocket::async_test]

@@ -104,6 +104,23 @@ async fn an_adjustment_takes_tokens_away_but_never_below_zero() {
         (Some(180), Some(-120))
     );
     assert_ledger_consistent(&app);
+    let replay = post_with_key(
+        &app,
+        &path,
+        json!({ "amount": 120, "reason": "duplicate grant" }),
+        &token,
+        "a-1",
+    )
+    .await;
+    assert_eq!(
+        (replay.status, &replay.body),
+        (Status::Created, &taken.body)
+    );
+    assert_eq!(
+        balance(&app, &ada_token).await["balance"],
+        180,
+        "a replay takes nothing more"
+    );
     post_with_key(
         &app,
         &path,

@@ -359,3 +359,41 @@ async fn sessions_are_listed_and_revoked_one_or_all() {
         more.body
     );
 }
+
+#[rocket::async_test]
+async fn an_admin_action_is_audited_with_the_admin_their_address_and_user_agent() {
+    let app = spawn_app().await;
+    let (cookie, _, root) = console_admin(&app).await;
+    let (_, ada) = user(&app, "ada@example.com").await;
+    let request = app
+        .client
+        .post(format!("/admin/api/users/{ada}/verify-email"))
+        .header(rocket::http::ContentType::JSON)
+        .header(rocket::http::Header::new("Origin", ORIGIN))
+        .header(rocket::http::Header::new("User-Agent", "console-test/1.0"))
+        .header(rocket::http::Header::new(
+            "Cookie",
+            format!("audiostudio_admin={cookie}"),
+        ))
+        .remote("198.51.100.7:5000".parse().unwrap())
+        .body("{}");
+    assert_eq!(request.dispatch().await.status(), Status::Ok);
+    let row: (String, String, String, String, String) = app
+        .db()
+        .query_row(
+            "SELECT action, actor_user_id, target_id, ip, user_agent FROM audit_logs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        row,
+        (
+            "admin.email_verified".into(),
+            root,
+            ada,
+            "198.51.100.7".into(),
+            "console-test/1.0".into()
+        )
+    );
+}

@@ -60,8 +60,11 @@ test('signing in shows the overview with the pending claim and the failed webhoo
   await page.context().close();
 });
 
+/** Follows a link of the side navigation. */
+const nav = (page, name) => page.getByRole('navigation', { name: 'Screens' }).getByRole('link', { name, exact: true }).click();
+
 async function openUser(page, email) {
-  await page.getByRole('link', { name: 'Users' }).click();
+  await nav(page, 'Users');
   await page.getByLabel(/Search/).fill(email);
   await page.getByRole('button', { name: 'Search' }).click();
   await page.getByRole('cell', { name: email, exact: true }).click();
@@ -116,7 +119,7 @@ test('disabling a user refuses their API token at once', async () => {
 test('approving a claim from the queue grants its reward', async () => {
   const page = await consolePage(browser, app);
   await signIn(page, app);
-  await page.getByRole('link', { name: 'Social claims' }).click();
+  await nav(page, 'Social claims');
   const row = page.getByRole('row').filter({ hasText: 'demo2@example.com' });
   await row.getByRole('button', { name: 'Approve' }).click();
   await page.getByText('Approved: 50 tokens to demo2@example.com').waitFor();
@@ -130,7 +133,7 @@ test('approving a claim from the queue grants its reward', async () => {
 test('the claims queue works from the keyboard: r asks for a reason, then rejects', async () => {
   const page = await consolePage(browser, app);
   await signIn(page, app);
-  await page.getByRole('link', { name: 'Social claims' }).click();
+  await nav(page, 'Social claims');
   const row = page.getByRole('row').filter({ hasText: 'demo3@example.com' });
   await row.waitFor();
   assert.match(await row.getAttribute('class'), /selected/);
@@ -153,7 +156,7 @@ test('the failed webhook, replayed, is processed', async () => {
   stripe = await fakeStripe(app.stripePort);
   const page = await consolePage(browser, app);
   await signIn(page, app);
-  await page.getByRole('link', { name: 'Webhooks' }).click();
+  await nav(page, 'Webhooks');
   await page.getByRole('link', { name: EVENT_ID }).click();
   assert.equal(await page.getByTestId('event-status').innerText(), 'failed');
   assert.match(await page.getByTestId('payload').innerText(), new RegExp(FAILING_INTENT));
@@ -170,7 +173,7 @@ test('the failed webhook, replayed, is processed', async () => {
 test('verifying the audit chain says intact and shows the head', async () => {
   const page = await consolePage(browser, app);
   await signIn(page, app);
-  await page.getByRole('link', { name: 'Audit log' }).click();
+  await nav(page, 'Audit log');
   await page.getByRole('button', { name: 'Verify chain' }).click();
   const panel = page.getByTestId('verify');
   await panel.getByText('intact').waitFor();
@@ -185,7 +188,7 @@ test('verifying the audit chain says intact and shows the head', async () => {
 test('analytics renders a chart', async () => {
   const page = await consolePage(browser, app);
   await signIn(page, app);
-  await page.getByRole('link', { name: 'Analytics' }).click();
+  await nav(page, 'Analytics');
   await page.locator('[data-testid=chart] canvas').first().waitFor();
   const size = await page.locator('[data-testid=chart] canvas').first().boundingBox();
   assert.ok(size.width > 200 && size.height > 100, JSON.stringify(size));
@@ -238,6 +241,7 @@ test('a page on another origin cannot act with the console cookie', async () => 
 test('screenshots of every screen', async () => {
   const dir = shotsDir();
   const user = (await app.api('GET', '/api/admin/users?q=demo5%40example.com', { token: adminToken })).body.users[0];
+  await app.login('demo5@example.com', DEMO_PASSWORD); // a session for the sessions tab
   const first = await consolePage(browser, app);
   await signIn(first, app);
   await first.getByRole('heading', { name: 'Needs attention' }).waitFor();

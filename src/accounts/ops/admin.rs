@@ -19,6 +19,12 @@ use crate::platform::clock::Millis;
 use crate::platform::ids::{SessionId, UserId};
 use crate::platform::mail;
 
+/// The id of the account with this address (in any case or spacing), whatever its status.
+pub fn id_by_email(conn: &rusqlite::Connection, email: &str) -> rusqlite::Result<Option<UserId>> {
+    let email = crate::accounts::validate::normalize_email(email);
+    Ok(store::find_credentials(conn, &email)?.map(|c| c.id))
+}
+
 fn user(tx: &Transaction<'_>, id: &UserId) -> ApiResult<UserView> {
     store::find_user(tx, id)?.ok_or(ApiError::NotFound)
 }

@@ -5,8 +5,12 @@ import { html, useLoad, Loading, Pager, KV, Time, CopyId, Badge, setQuery, Probl
 import { num, text } from '../format.js';
 import { AuditTable } from './user_tabs.js';
 
-/** A date input's `YYYY-MM-DD` as an RFC 3339 bound (from: start of day, to: end of day, UTC). */
-const bound = (date, end) => (date ? `${date}T${end ? '23:59:59' : '00:00:00'}Z` : '');
+/** A date input's `YYYY-MM-DD` as an RFC 3339 bound: `from` its start, `to` (exclusive) the next day's start, UTC. */
+function bound(date, end) {
+  if (!date) return '';
+  const t = Date.parse(`${date}T00:00:00Z`) + (end ? 86400000 : 0);
+  return Number.isNaN(t) ? '' : new Date(t).toISOString().replace('.000Z', 'Z');
+}
 
 export function Audit({ route }) {
   const q = Object.fromEntries(route.query);

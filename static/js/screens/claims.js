@@ -52,7 +52,7 @@ export function Claims({ route }) {
       <${Table} rows=${claims} selected=${current && current.id} onOpen=${(c) => setSelected(c.id)} empty="No claims to review." columns=${[
         { label: 'submitted', render: (c) => html`<${Time} at=${c.created_at} />` },
         { label: 'user', wrap: true, render: (c) => html`<a href=${link('users', c.user_id)}>${c.email}</a>` },
-        { label: 'task', wrap: true, key: 'task' },
+        { label: 'task', wrap: true, render: (c) => c.task_title || c.task },
         { label: 'handle', wrap: true, key: 'handle' },
         { label: 'proof', wrap: true, render: (c) => html`<${ExtLink} href=${c.proof_url} />` },
         { label: 'reward', num: true, render: (c) => num(c.reward) },

@@ -66,6 +66,7 @@ export function TokensTab({ id, user, version, onChanged }) {
           { label: 'amount', num: true, render: (e) => (e.amount > 0 ? `+${num(e.amount)}` : num(e.amount)) },
           { label: 'balance after', num: true, render: (e) => num(e.balance_after) },
           { label: 'reason', wrap: true, key: 'reason' },
+          { label: 'feature', key: 'feature' },
           { label: 'reference', wrap: true, key: 'reference' },
           { label: 'lot', render: (e) => html`<${CopyId} id=${e.lot_id} label="lot id" />` },
         ]} />

@@ -28,9 +28,9 @@ export function Webhooks({ route }) {
     </form>
     <section class="panel"><${Loading} state=${state}>${state.data && html`
       <${Table} rows=${state.data.events} onOpen=${(e) => { location.hash = link('webhooks', e.id); }} empty="No events." columns=${[
-        { label: 'received', render: (e) => html`<${Time} at=${e.received_at} />` },
-        { label: 'type', render: (e) => html`<code>${e.type}</code>` },
         { label: 'status', render: (e) => html`<${Badge} value=${e.status} />` },
+        { label: 'type', render: (e) => html`<code>${e.type}</code>` },
+        { label: 'received', render: (e) => html`<${Time} at=${e.received_at} />` },
         { label: 'object', wrap: true, key: 'object_id' },
         { label: 'attempts', num: true, render: (e) => num(e.attempts) },
         { label: 'last error', wrap: true, key: 'last_error' },
@@ -66,7 +66,12 @@ export function WebhookDetail({ route }) {
           ['Received', html`<${Time} at=${e.received_at} />`],
           ['Attempts', num(e.attempts)],
           ['Last error', e.last_error],
+          e.last_error_at ? ['Last error at', html`<${Time} at=${e.last_error_at} />`] : null,
           ['Next attempt', html`<${Time} at=${e.next_attempt_at} />`],
+          e.processed_at ? ['Processed', html`<${Time} at=${e.processed_at} />`] : null,
+          e.note ? ['Note', e.note] : null,
+          e.livemode === undefined ? null : ['Mode', e.livemode ? 'live' : 'test'],
+          e.api_version ? ['API version', e.api_version] : null,
         ]} />
       </section>
       ${e.attempts_log && e.attempts_log.length ? html`<section class="panel"><h2>Attempts</h2>
