@@ -13,6 +13,7 @@ mod email;
 mod fake_stripe;
 mod helpers;
 mod ledger;
+mod metrics;
 mod security_auth;
 mod security_http;
 mod security_rewards;
