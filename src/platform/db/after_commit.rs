@@ -15,9 +15,12 @@ pub fn after_commit(f: impl FnOnce() + 'static) {
     });
 }
 
+/// One piece of after-commit work.
+type Work = Box<dyn FnOnce()>;
+
 thread_local! {
     /// `Some` on the writer thread only: the current batch's after-commit work.
-    static AFTER_COMMIT: RefCell<Option<Vec<Box<dyn FnOnce()>>>> = const { RefCell::new(None) };
+    static AFTER_COMMIT: RefCell<Option<Vec<Work>>> = const { RefCell::new(None) };
 }
 
 /// How much after-commit work is queued, to forget what a failed job queued.
