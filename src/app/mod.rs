@@ -41,6 +41,8 @@ impl Default for Deps {
 /// The whole application on `figment`: used by `serve` and by every test.
 pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
     let settings = Settings::from_figment(&figment)?;
+    // Before the database opens: its writer records into the (process-wide) recorder.
+    crate::platform::metrics::install();
     let app = App::open(settings, deps.clock)?;
     if app.mailer.is_development() {
         tracing::warn!(
@@ -57,12 +59,14 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
     let connection_limits = connections::limits(&app.settings);
     let swept = connection_limits.clone();
     let rate_limits = app.limits.clone();
+    let metrics_access = http::metrics::MetricsAccess::from_settings(&app.settings);
     let rocket = rocket::custom(figment)
         // The auth guards read these three; handlers read `App`.
         .manage(app.db.clone())
         .manage(app.clock.clone())
         .manage(app.jwt.clone())
         .manage(rate_limits.clone())
+        .manage(metrics_access)
         .manage(app)
         .manage(webhooks)
         .attach(basics)
@@ -82,6 +86,7 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
         .mount("/api", http::query::routes())
         // After every route: OPTIONS on a known path (and CORS preflights) answered.
         .mount("/", http::methods::routes())
+        .mount("/", http::metrics::routes())
         .mount(
             "/",
             SwaggerUi::new("/api/docs/<_..>")

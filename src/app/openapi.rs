@@ -14,7 +14,7 @@ use crate::http::error;
         (name = "auth", description = "Accounts, sessions and profiles"),
         (name = "admin", description = "Operator endpoints; admin role required"),
         (name = "tokens", description = "Balance, ledger, spends, holds and grants; mutating calls accept Idempotency-Key"),
-        (name = "operations", description = "Health"),
+        (name = "operations", description = "Health and metrics"),
     )
 )]
 pub struct ApiDoc;
@@ -26,6 +26,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::admin::ApiDoc::openapi());
     doc.merge(crate::tokens::ApiDoc::openapi());
     doc.merge(crate::health::ApiDoc::openapi());
+    doc.merge(crate::http::metrics::ApiDoc::openapi());
     doc.merge(crate::billing::ApiDoc::openapi());
     doc.merge(crate::webhooks::ApiDoc::openapi());
     doc

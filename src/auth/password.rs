@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
 use crate::http::error::ApiError;
+use crate::platform::metrics::HashInFlight;
 
 pub const MIN_LEN: usize = 8;
 pub const MAX_LEN: usize = 128;
@@ -123,6 +124,7 @@ impl PasswordHasher {
             .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _counted = HashInFlight::start();
             work()
         })
         .await

@@ -1,4 +1,5 @@
-//! Cross-cutting HTTP concerns: request ids, the request log line, security headers, client info.
+//! Cross-cutting HTTP concerns: request ids, the request log line and request metrics,
+//! security headers, client info.
 
 pub mod content_type;
 pub mod cors;
@@ -8,6 +9,7 @@ pub mod idempotency;
 pub mod json;
 pub mod limit_edge;
 pub mod methods;
+pub mod metrics;
 pub mod pagination;
 pub mod query;
 pub mod rate_limit;
@@ -95,6 +97,7 @@ impl Fairing for HttpBasics {
         let path = req.uri().path();
         self.headers.apply(path.as_str(), res);
         let started = req.local_cache(|| Started(Instant::now())).0;
+        metrics::observe(req, res.status(), started.elapsed());
         let user = req.local_cache(|| LoggedUser(None));
         tracing::info!(
             target: "audiostudio::http",

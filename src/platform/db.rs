@@ -10,12 +10,21 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::platform::config::{Settings, Synchronous};
+use ::metrics::histogram;
+
+use crate::platform::metrics::{DB_COMMIT, DB_READ_WAIT, DB_WRITE_BATCH};
+
+mod after_commit;
+
+pub use after_commit::after_commit;
+use after_commit::{after_commit_len, settle_after_commit};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -133,6 +142,7 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        let asked = Instant::now();
         let _permit = self
             .inner
             .read_permits
@@ -142,6 +152,7 @@ impl Db {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let conn = inner.readers.get().map_err(DbError::from)?;
+            histogram!(DB_READ_WAIT).record(asked.elapsed().as_secs_f64());
             f(&conn)
         })
         .await
@@ -170,6 +181,14 @@ impl Db {
     {
         let conn = self.inner.readers.get().map_err(DbError::from)?;
         f(&conn)
+    }
+
+    /// Write jobs sent to the writer and not yet taken up by it.
+    pub fn write_queue_depth(&self) -> usize {
+        self.inner
+            .writer
+            .as_ref()
+            .map_or(0, |w| w.max_capacity() - w.capacity())
     }
 
     /// The highest applied migration version.
@@ -205,6 +224,7 @@ fn closed() -> DbError {
 }
 
 fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
+    after_commit::enable_on_this_thread();
     while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -213,7 +233,10 @@ fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
                 Err(_) => break,
             }
         }
+        histogram!(DB_WRITE_BATCH).record(batch.len() as f64);
         commit_batch(&mut conn, batch);
+        // Whatever the outcome, nothing queued by this batch outlives it.
+        settle_after_commit(0, false);
     }
     // Fold the WAL back into the main file so a stopped server leaves one clean file.
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
@@ -237,6 +260,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
             tracing::error!(error = %e, "cannot open a savepoint");
             continue;
         }
+        let queued = after_commit_len();
         // A panicking job loses its savepoint and fails only its own caller.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx)));
         let keep = matches!(outcome, Ok((true, _)));
@@ -246,6 +270,9 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
             "ROLLBACK TO job; RELEASE job"
         };
         let closed = tx.execute_batch(end);
+        if !keep {
+            settle_after_commit(queued, false);
+        }
         match outcome {
             Ok((_, reply)) => replies.push(reply),
             Err(_) => tracing::error!("a database write panicked; its changes were rolled back"),
@@ -267,7 +294,10 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
             return;
         }
     }
+    let started = Instant::now();
     let committed = tx.commit().map_err(|e| e.to_string());
+    histogram!(DB_COMMIT).record(started.elapsed().as_secs_f64());
+    settle_after_commit(0, committed.is_ok());
     if let Err(e) = &committed {
         tracing::error!(error = %e, "a group commit failed; every write in it was lost");
     }

@@ -11,4 +11,5 @@ pub mod data_dir;
 pub mod db;
 pub mod ids;
 pub mod mail;
+pub mod metrics;
 pub mod secret_token;

@@ -21,6 +21,7 @@ mod email;
 mod fake_stripe;
 mod helpers;
 mod ledger;
+mod metrics;
 mod mfa;
 mod security_auth;
 mod security_http;

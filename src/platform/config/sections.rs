@@ -50,6 +50,9 @@ settings_section! {
         cors_allowed_origins: Vec<String> = Vec::new(),
         /// `Access-Control-Max-Age` on preflight answers: how long a browser may cache one.
         cors_max_age_secs: u64 = 600,
+        /// When set, `/metrics` answers only `Authorization: Bearer <this>`; unset, it is
+        /// open (keep it off the public internet then).
+        metrics_token: Option<SecretString> = None,
     }
 }
 

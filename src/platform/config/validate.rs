@@ -68,6 +68,14 @@ impl Server {
                 );
             }
         }
+        if let Some(token) = &self.metrics_token {
+            let token = token.expose_secret();
+            if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!(
+                    "invalid configuration: metrics_token must be at least 16 printable characters without spaces\nfix: use a long random value, e.g. `openssl rand -hex 32`, or unset it to leave /metrics open"
+                );
+            }
+        }
         Ok(())
     }
 }

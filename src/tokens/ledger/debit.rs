@@ -10,6 +10,7 @@ use super::views::available;
 use super::{LedgerError, positive_amount};
 use crate::platform::clock::Millis;
 use crate::platform::ids::UserId;
+use crate::platform::{db, metrics};
 
 /// A spend to make.
 pub struct Debit<'a> {
@@ -32,6 +33,8 @@ pub fn debit(
     tx.prepare_cached("UPDATE users SET lifetime_spent = lifetime_spent + ?2 WHERE id = ?1")?
         .execute(params![debit.user_id, debit.amount])?;
     let lots = draw_lots(tx, debit.user_id, debit.amount, now)?;
+    let (feature, amount) = (metrics::interned(debit.feature), debit.amount);
+    db::after_commit(move || metrics::tokens_spent(feature, amount));
     append(
         tx,
         debit.user_id,

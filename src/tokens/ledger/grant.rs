@@ -7,6 +7,7 @@ use super::expiry::expire_due;
 use super::kinds::{Source, TransactionKind};
 use super::{LedgerError, positive_amount};
 use crate::platform::clock::Millis;
+use crate::platform::{db, metrics};
 
 /// A grant to make: one lot, unique per (source, source_ref).
 pub struct Grant<'a> {
@@ -51,6 +52,8 @@ pub fn grant(tx: &Transaction<'_>, grant: &Grant<'_>, now: Millis) -> Result<Gra
         },
         now,
     )?;
+    let (source, amount) = (grant.source.as_str(), grant.amount);
+    db::after_commit(move || metrics::tokens_granted(source, amount));
     Ok(Granted::New {
         lot_id,
         transaction: Box::new(transaction),

@@ -12,6 +12,7 @@ use super::kinds::{HoldStatus, TransactionKind};
 use super::{LedgerError, positive_amount};
 use crate::platform::clock::{Millis, rfc3339};
 use crate::platform::ids::{HoldId, UserId};
+use crate::platform::{db, metrics};
 
 /// A reservation as the API shows it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -214,6 +215,8 @@ pub fn capture_hold(
         params![user_id, amount],
     )?;
     return_from_hold(tx, user_id, &hold, hold.view.amount - amount, now)?;
+    let feature = metrics::interned(&hold.view.feature);
+    db::after_commit(move || metrics::tokens_spent(feature, amount));
     find_hold(tx, user_id, hold_id)?.ok_or(LedgerError::HoldNotFound)
 }
 

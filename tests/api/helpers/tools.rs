@@ -12,7 +12,8 @@ pub fn latest_migration() -> i64 {
         .unwrap()
 }
 
-/// Makes sure the Python tools in tests/requirements.txt (Stripe's library, localstripe, pyotp)
+/// Makes sure the Python tools in tests/requirements.txt (Stripe's library, localstripe, pyotp,
+/// Prometheus' client for its text parser)
 /// are importable, installing them with pip once if they are not: `cargo test` alone
 /// works on a fresh machine. Panics with pip's output when that fails.
 pub fn ensure_python_tools() {
@@ -24,7 +25,7 @@ pub fn ensure_python_tools() {
                 .output()
                 .is_ok_and(|o| o.status.success())
         };
-        if importable("import stripe, localstripe, pyotp") {
+        if importable("import stripe, localstripe, pyotp, prometheus_client") {
             return;
         }
         let requirements = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/requirements.txt");
@@ -41,7 +42,7 @@ pub fn ensure_python_tools() {
             .output()
             .expect("python3 is needed by the Stripe tests");
         assert!(
-            pip.status.success() && importable("import stripe, localstripe, pyotp"),
+            pip.status.success() && importable("import stripe, localstripe, pyotp, prometheus_client"),
             "could not install the Python test tools from {requirements}: {}",
             String::from_utf8_lossy(&pip.stderr)
         );
