@@ -311,6 +311,15 @@ pub fn applied_migrations(conn: &Connection) -> rusqlite::Result<Vec<(i64, Strin
         .collect()
 }
 
+/// Every migration this binary carries, as (version, name).
+pub fn known_migrations() -> Vec<(i64, String)> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| (i64::from(m.version()), m.name().to_owned()))
+        .collect()
+}
+
 pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history",
