@@ -15,7 +15,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::platform::config::{Settings, Synchronous};
+use crate::platform::config::{Settings, ShutdownCheckpoint, Synchronous};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -79,13 +79,15 @@ impl Db {
         crate::platform::data_dir::prepare(&settings.storage.data_dir)?;
         let mut writer = open_writer(&path, settings.storage.synchronous)?;
         let applied = migrate(&mut writer)?;
-        Ok((
-            Self::start(writer, &path, settings.storage.read_pool_size)?,
-            applied,
-        ))
+        Ok((Self::start(writer, &path, &settings.storage)?, applied))
     }
 
-    fn start(writer: Connection, path: &Path, pool_size: u32) -> anyhow::Result<Db> {
+    fn start(
+        writer: Connection,
+        path: &Path,
+        storage: &crate::platform::config::Storage,
+    ) -> anyhow::Result<Db> {
+        let (pool_size, checkpoint) = (storage.read_pool_size, storage.wal_checkpoint_on_shutdown);
         let readers = r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(std::time::Duration::from_secs(10))
@@ -101,7 +103,7 @@ impl Db {
         let (tx, rx) = mpsc::channel::<WriteJob>(WRITE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(writer, rx))?;
+            .spawn(move || run_writer(writer, rx, checkpoint))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 writer: Some(tx),
@@ -204,7 +206,11 @@ fn closed() -> DbError {
     DbError::Unavailable("the database is shutting down".into())
 }
 
-fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
+fn run_writer(
+    mut conn: Connection,
+    mut jobs: mpsc::Receiver<WriteJob>,
+    checkpoint: ShutdownCheckpoint,
+) {
     while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -215,8 +221,14 @@ fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
         }
         commit_batch(&mut conn, batch);
     }
-    // Fold the WAL back into the main file so a stopped server leaves one clean file.
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+    // By default the WAL folds back into the main file, so a stopped server leaves one clean
+    // file. Under Litestream a TRUNCATE would reset the WAL under its read lock (waiting out
+    // busy_timeout, or forcing a new generation if Litestream already stopped): PASSIVE or
+    // off leaves the WAL to Litestream.
+    let Some(statement) = checkpoint.statement() else {
+        return;
+    };
+    if let Err(e) = conn.query_row(statement, [], |_| Ok(())) {
         tracing::warn!(error = %e, "checkpoint at shutdown failed");
     }
 }

@@ -2,8 +2,10 @@
 
 mod accounts;
 mod audit_head;
+mod backup;
 mod connections;
 mod harness;
+mod replication;
 mod security;
 mod stripe;
 mod tokens;
