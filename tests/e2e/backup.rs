@@ -2,8 +2,8 @@
 //! complete and consistent, and restore refuses what it must, leaving the database alone.
 
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 

@@ -49,6 +49,12 @@ impl ShutdownCheckpoint {
     }
 }
 
+impl super::section::Shown for ShutdownCheckpoint {
+    fn shown(&self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
 settings_section! {
     /// Where the data lives and how SQLite keeps it.
     pub struct Storage {
