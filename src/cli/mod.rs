@@ -1,9 +1,11 @@
 //! The command line: one subcommand per file, each with its arguments and a `run`.
 
 mod audit;
+mod backup;
 mod check;
 mod config;
 mod migrate;
+mod restore;
 mod seed;
 mod serve;
 mod stripe;
@@ -67,6 +69,10 @@ pub enum Command {
     /// Talk to Stripe: sync the catalogue, reconcile subscriptions
     #[command(subcommand)]
     Stripe(stripe::Command),
+    /// Copy the live database (online, verified); --verify checks any file, --list lists
+    Backup(backup::Args),
+    /// Replace the database with a verified backup; refuses while a server runs
+    Restore(restore::Args),
     /// Print the effective settings, secrets masked
     Config,
     /// Print a shell completion script
@@ -113,6 +119,8 @@ pub fn main() -> ExitCode {
         Some(Command::Seed(args)) => seed::run(&cli, args),
         Some(Command::Webhooks(command)) => webhooks::run(&cli, command),
         Some(Command::Stripe(command)) => stripe::run(&cli, command),
+        Some(Command::Backup(args)) => backup::run(&cli, args),
+        Some(Command::Restore(args)) => restore::run(&cli, args),
         Some(Command::Config) => config::run(&cli),
         Some(Command::Completions { shell }) => {
             clap_complete::generate(

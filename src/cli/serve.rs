@@ -29,6 +29,12 @@ pub fn run(cli: &Cli, args: &Args) -> anyhow::Result<ExitCode> {
         Ok((soft, hard)) => tracing::info!(soft, hard, "open-files limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
     }
+    // Held until the server has stopped: `restore` refuses while it is.
+    let data_dir = crate::platform::config::Settings::from_figment(&figment)?
+        .storage
+        .data_dir;
+    crate::platform::data_dir::prepare(&data_dir)?;
+    let _lock = crate::platform::data_dir::lock(&data_dir)?;
     let rocket = crate::app::build(figment, crate::app::Deps::default())?;
     rocket::execute(async move {
         // Rocket stops on SIGTERM or Ctrl-C: in-flight requests finish, then workers stop.

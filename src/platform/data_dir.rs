@@ -111,6 +111,48 @@ fn exposed_files(dir: &Path) -> std::io::Result<Vec<(PathBuf, u32)>> {
     Ok(exposed)
 }
 
+/// The lock a running server holds on its data dir (an exclusive `flock`, released by the
+/// kernel when the process ends, however it ends); `restore` refuses while it is held.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: fs::File,
+}
+
+/// The lock file in `dir`.
+pub fn lock_path(dir: &Path) -> PathBuf {
+    dir.join("audiostudio.lock")
+}
+
+/// Takes the data dir's lock without waiting, writing our pid into the lock file; fails
+/// naming the holder when another process has it.
+pub fn lock(dir: &Path) -> anyhow::Result<DataDirLock> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    let path = lock_path(dir);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open the lock file {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; it does not touch memory.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        anyhow::bail!(
+            "data_dir {} is in use by a running audiostudio server (pid {}, lock {}); stop it first",
+            dir.display(),
+            pid.trim(),
+            path.display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(DataDirLock { _file: file })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +188,22 @@ mod tests {
         assert!(err.contains("chmod 600"), "{err}");
         fs::set_permissions(&db, fs::Permissions::from_mode(0o600)).unwrap();
         prepare(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_lock_on_a_data_dir_is_refused_until_the_first_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path()).unwrap();
+        let err = lock(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("in use by a running audiostudio server"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        lock(dir.path()).unwrap();
     }
 }

@@ -16,7 +16,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::platform::config::{Settings, Synchronous};
+use crate::platform::config::{Settings, ShutdownCheckpoint, Synchronous};
 use ::metrics::histogram;
 
 use crate::platform::metrics::{DB_COMMIT, DB_READ_WAIT, DB_WRITE_BATCH};
@@ -88,13 +88,15 @@ impl Db {
         crate::platform::data_dir::prepare(&settings.storage.data_dir)?;
         let mut writer = open_writer(&path, settings.storage.synchronous)?;
         let applied = migrate(&mut writer)?;
-        Ok((
-            Self::start(writer, &path, settings.storage.read_pool_size)?,
-            applied,
-        ))
+        Ok((Self::start(writer, &path, &settings.storage)?, applied))
     }
 
-    fn start(writer: Connection, path: &Path, pool_size: u32) -> anyhow::Result<Db> {
+    fn start(
+        writer: Connection,
+        path: &Path,
+        storage: &crate::platform::config::Storage,
+    ) -> anyhow::Result<Db> {
+        let (pool_size, checkpoint) = (storage.read_pool_size, storage.wal_checkpoint_on_shutdown);
         let readers = r2d2::Pool::builder()
             .max_size(pool_size)
             .connection_timeout(std::time::Duration::from_secs(10))
@@ -110,7 +112,7 @@ impl Db {
         let (tx, rx) = mpsc::channel::<WriteJob>(WRITE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(writer, rx))?;
+            .spawn(move || run_writer(writer, rx, checkpoint))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 writer: Some(tx),
@@ -223,7 +225,11 @@ fn closed() -> DbError {
     DbError::Unavailable("the database is shutting down".into())
 }
 
-fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
+fn run_writer(
+    mut conn: Connection,
+    mut jobs: mpsc::Receiver<WriteJob>,
+    checkpoint: ShutdownCheckpoint,
+) {
     after_commit::enable_on_this_thread();
     while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
@@ -238,8 +244,14 @@ fn run_writer(mut conn: Connection, mut jobs: mpsc::Receiver<WriteJob>) {
         // Whatever the outcome, nothing queued by this batch outlives it.
         settle_after_commit(0, false);
     }
-    // Fold the WAL back into the main file so a stopped server leaves one clean file.
-    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+    // By default the WAL folds back into the main file, so a stopped server leaves one clean
+    // file. Under Litestream a TRUNCATE would reset the WAL under its read lock (waiting out
+    // busy_timeout, or forcing a new generation if Litestream already stopped): PASSIVE or
+    // off leaves the WAL to Litestream.
+    let Some(statement) = checkpoint.statement() else {
+        return;
+    };
+    if let Err(e) = conn.query_row(statement, [], |_| Ok(())) {
         tracing::warn!(error = %e, "checkpoint at shutdown failed");
     }
 }
@@ -338,6 +350,15 @@ pub fn applied_migrations(conn: &Connection) -> rusqlite::Result<Vec<(i64, Strin
     let mut stmt =
         conn.prepare("SELECT version, name FROM refinery_schema_history ORDER BY version")?;
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect()
+}
+
+/// Every migration this binary carries, as (version, name).
+pub fn known_migrations() -> Vec<(i64, String)> {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| (i64::from(m.version()), m.name().to_owned()))
         .collect()
 }
 

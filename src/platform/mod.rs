@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod backoff;
+pub mod backup;
 pub mod client;
 pub mod clock;
 pub mod config;

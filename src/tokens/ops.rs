@@ -102,6 +102,25 @@ pub fn check(conn: &Connection) -> rusqlite::Result<(u64, Vec<Mismatch>)> {
     ledger::check(conn)
 }
 
+/// [`check`] as the backup verification wants it: a summary, or what is wrong (user ids
+/// only: a backup's report may be shown to an admin or logged).
+pub fn ledger_verdict(conn: &Connection) -> Result<String, String> {
+    let (users, mismatches) = check(conn).map_err(|e| format!("cannot run it: {e}"))?;
+    if mismatches.is_empty() {
+        return Ok(format!("ledger consistent for {users} users"));
+    }
+    let ids: Vec<String> = mismatches
+        .iter()
+        .take(5)
+        .map(|m| m.user_id.to_string())
+        .collect();
+    Err(format!(
+        "{} of {users} users inconsistent (first: {})",
+        mismatches.len(),
+        ids.join(", ")
+    ))
+}
+
 const PACKS: [NewPack; 3] = [
     NewPack {
         id: "pack_small",

@@ -2,10 +2,12 @@
 
 mod accounts;
 mod audit_head;
+mod backup;
 mod connections;
 mod console;
 mod harness;
 mod mfa;
+mod replication;
 mod security;
 mod stripe;
 mod tokens;

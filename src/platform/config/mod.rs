@@ -15,7 +15,8 @@ use rocket::figment::providers::{Env, Format, Serialized, Toml};
 use rocket::figment::{Figment, Profile};
 
 pub use sections::{
-    Auth, Billing, Connections, Email, RateLimits, Secrets, Server, Storage, Synchronous, Tokens,
+    Auth, Billing, Connections, Email, RateLimits, Secrets, Server, ShutdownCheckpoint, Storage,
+    Synchronous, Tokens,
 };
 
 /// Environment variables read under their conventional names, without the `ROCKET_` prefix

@@ -26,12 +26,43 @@ impl Synchronous {
     }
 }
 
+/// What the server does with the WAL when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShutdownCheckpoint {
+    /// Fold the WAL into the database and truncate it: one clean file (the default).
+    Truncate,
+    /// Fold what no reader needs and never reset the WAL: safe beside Litestream.
+    Passive,
+    /// Leave the WAL alone (Litestream, or the next start, checkpoints).
+    Off,
+}
+
+impl ShutdownCheckpoint {
+    /// The statement to run, if any.
+    pub fn statement(self) -> Option<&'static str> {
+        match self {
+            ShutdownCheckpoint::Truncate => Some("PRAGMA wal_checkpoint(TRUNCATE);"),
+            ShutdownCheckpoint::Passive => Some("PRAGMA wal_checkpoint(PASSIVE);"),
+            ShutdownCheckpoint::Off => None,
+        }
+    }
+}
+
+impl super::section::Shown for ShutdownCheckpoint {
+    fn shown(&self) -> String {
+        format!("{self:?}").to_lowercase()
+    }
+}
+
 settings_section! {
     /// Where the data lives and how SQLite keeps it.
     pub struct Storage {
         data_dir: PathBuf = PathBuf::from("data"),
         synchronous: Synchronous = Synchronous::Full,
         read_pool_size: u32 = 4,
+        /// `truncate`, `passive` (run under Litestream) or `off`.
+        wal_checkpoint_on_shutdown: ShutdownCheckpoint = ShutdownCheckpoint::Truncate,
     }
 }
 
