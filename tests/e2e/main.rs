@@ -3,6 +3,7 @@
 mod accounts;
 mod audit_head;
 mod connections;
+mod contract;
 mod harness;
 mod security;
 mod stripe;
