@@ -5,6 +5,7 @@ mod audit_head;
 mod backup;
 mod connections;
 mod console;
+mod contract;
 mod harness;
 mod mfa;
 mod replication;

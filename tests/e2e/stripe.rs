@@ -57,7 +57,7 @@ fn eventually<T>(
 }
 
 /// Installs tests/requirements.txt once when localstripe is missing (a fresh machine).
-fn ensure_localstripe() {
+pub(crate) fn ensure_localstripe() {
     let importable = || {
         Command::new("python3")
             .args(["-c", "import localstripe.server"])
@@ -87,7 +87,7 @@ fn ensure_localstripe() {
 }
 
 /// A running localstripe; killed on drop.
-struct LocalStripe {
+pub(crate) struct LocalStripe {
     child: Child,
     port: u16,
     log: PathBuf,
@@ -95,7 +95,7 @@ struct LocalStripe {
 }
 
 impl LocalStripe {
-    fn start(dir: &Path) -> LocalStripe {
+    pub(crate) fn start(dir: &Path) -> LocalStripe {
         ensure_localstripe();
         let port = free_port();
         let log = dir.join("localstripe.log");
@@ -145,7 +145,7 @@ impl LocalStripe {
         stripe
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 

@@ -26,6 +26,11 @@ use crate::state::App;
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        example = "violet kettle 9 tambourine"
+    )]
     pub new_password: String,
 }
 

@@ -35,6 +35,11 @@ pub struct EmailRequest {
 #[serde(deny_unknown_fields)]
 pub struct ResetPasswordRequest {
     pub token: String,
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        example = "violet kettle 9 tambourine"
+    )]
     pub new_password: String,
 }
 

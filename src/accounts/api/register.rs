@@ -23,8 +23,20 @@ use crate::state::App;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
     pub email: String,
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        example = "violet kettle 9 tambourine"
+    )]
     pub password: String,
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\n]*\\S[^\\n]*$",
+        example = "Ada"
+    )]
     pub display_name: Option<String>,
 }
 

@@ -107,7 +107,7 @@ pub struct HistoryResponse {
 
 /// The caller's subscriptions, plan changes and invoices (each list newest first, at most `limit`).
 #[utoipa::path(get, path = "/api/subscriptions/history", tag = "billing", security(("bearer" = [])),
-    params(("limit" = Option<u32>, Query, description = "1 to 100 per list, default 20")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1 to 100 per list, default 20")),
     responses(
         (status = 200, description = "History", body = HistoryResponse),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),

@@ -96,7 +96,7 @@ async fn run(
     params(
         ("from" = Option<String>, Query, description = "YYYY-MM-DD (start of that UTC day) or RFC 3339; default 30 days before `to`"),
         ("to" = Option<String>, Query, description = "YYYY-MM-DD (end of that UTC day, inclusive) or RFC 3339 (exclusive); default the end of today (UTC). At most 366 days after `from`"),
-        ("group_by" = Option<String>, Query, description = "day (default) or feature"),
+        ("group_by" = Option<String>, Query, pattern = "^(day|feature)$", description = "day (default) or feature"),
     ),
     responses(
         (status = 200, description = "The report", body = AnalyticsReport),
@@ -119,7 +119,7 @@ pub async fn my_analytics(
     params(
         ("from" = Option<String>, Query, description = "YYYY-MM-DD (start of that UTC day) or RFC 3339; default 30 days before `to`"),
         ("to" = Option<String>, Query, description = "YYYY-MM-DD (end of that UTC day, inclusive) or RFC 3339 (exclusive); default the end of today (UTC). At most 366 days after `from`"),
-        ("group_by" = Option<String>, Query, description = "day (default) or feature"),
+        ("group_by" = Option<String>, Query, pattern = "^(day|feature)$", description = "day (default) or feature"),
     ),
     responses(
         (status = 200, description = "The report across all users", body = AnalyticsReport),

@@ -27,8 +27,8 @@ pub struct ClaimPage {
 /// Claims for review, newest first (admins only).
 #[utoipa::path(get, path = "/api/admin/social", tag = "admin", security(("bearer" = [])),
     params(
-        ("status" = Option<String>, Query, description = "pending, approved or rejected; absent: all"),
-        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("status" = Option<String>, Query, pattern = "^(pending|approved|rejected)$", description = "pending, approved or rejected; absent: all"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
     responses(

@@ -198,7 +198,7 @@ pub async fn release_hold(
 
 /// The caller's holds, newest first (at most 200).
 #[utoipa::path(get, path = "/api/tokens/holds", tag = "tokens", security(("bearer" = [])),
-    params(("status" = Option<String>, Query, description = "open, captured, released or expired")),
+    params(("status" = Option<String>, Query, pattern = "^(open|captured|released|expired)$", description = "open, captured, released or expired")),
     responses(
         (status = 200, description = "Holds", body = HoldsResponse),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),

@@ -23,9 +23,9 @@ pub struct TransactionPage {
 /// The caller's ledger, newest first.
 #[utoipa::path(get, path = "/api/tokens/transactions", tag = "tokens", security(("bearer" = [])),
     params(
-        ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
-        ("type" = Option<String>, Query, description = "grant, spend, hold, hold_release, expire or clawback"),
+        ("type" = Option<String>, Query, pattern = "^(grant|spend|hold|hold_release|expire|clawback)$", description = "grant, spend, hold, hold_release, expire or clawback"),
     ),
     responses(
         (status = 200, description = "One page", body = TransactionPage),

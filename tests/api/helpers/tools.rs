@@ -42,7 +42,8 @@ pub fn ensure_python_tools() {
             .output()
             .expect("python3 is needed by the Stripe tests");
         assert!(
-            pip.status.success() && importable("import stripe, localstripe, pyotp, prometheus_client"),
+            pip.status.success()
+                && importable("import stripe, localstripe, pyotp, prometheus_client"),
             "could not install the Python test tools from {requirements}: {}",
             String::from_utf8_lossy(&pip.stderr)
         );
