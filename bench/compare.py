@@ -335,6 +335,10 @@ def login_storm(base, requests, seconds, server):
 
 def ceilings(ceiling_dir, as_base, as_requests, workdir, seconds):
     figures = {}
+    if not os.access(os.path.join(ceiling_dir, "hello"), os.X_OK):
+        print(f"no ceiling programs in {ceiling_dir}: run without --no-build to build them",
+              flush=True)
+        return None
     port = free_port()
     hello = Server("hello", [os.path.join(ceiling_dir, "hello"), str(port)], clean_env({}),
                    workdir, f"http://127.0.0.1:{port}/hello")
@@ -376,6 +380,8 @@ def report(results, servers, storm, ceiling, binaries, rounds, seconds):
     for name, server in servers.items():
         print(f"{name:12} start to healthy {server.start_ms:6.1f} ms  idle RSS {mib(server.idle_rss)}"
               f"  peak RSS {mib(server.peak_rss())}  binary {os.path.getsize(binaries[name]) / 2**20:.1f} MiB")
+    if ceiling is None:
+        return
     print("\nceilings on this machine:")
     print("  " + row("rocket hello", [ceiling["hello"]]))
     notfound = ceiling["404"]
