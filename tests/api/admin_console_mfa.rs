@@ -8,16 +8,7 @@ use serde_json::json;
 
 use crate::admin_helpers::*;
 use crate::helpers::*;
-
-fn code_at(secret: &str, secs: u64) -> String {
-    let bytes = totp_rs::Secret::try_from_base32(secret).unwrap();
-    let totp = totp_rs::Builder::new().with_secret(bytes).build().unwrap();
-    totp.generate(secs).to_string()
-}
-
-fn now_secs(app: &TestApp) -> u64 {
-    u64::try_from(app.clock_now() / 1000).unwrap()
-}
+use crate::mfa::{code_at, now_secs};
 
 async fn required_app() -> TestApp {
     spawn_app_with(|f| f.merge(Serialized::global("mfa_required_for_admins", true))).await

@@ -10,13 +10,13 @@ use crate::helpers::*;
 const EMAIL: &str = "two@example.com";
 
 /// The code of `secret` (base32) for the step holding `secs`, computed by the test.
-fn code_at(secret: &str, secs: u64) -> String {
+pub fn code_at(secret: &str, secs: u64) -> String {
     let bytes = totp_rs::Secret::try_from_base32(secret).unwrap();
     let totp = totp_rs::Builder::new().with_secret(bytes).build().unwrap();
     totp.generate(secs).to_string()
 }
 
-fn now_secs(app: &TestApp) -> u64 {
+pub fn now_secs(app: &TestApp) -> u64 {
     u64::try_from(app.clock_now() / 1000).unwrap()
 }
 
