@@ -44,6 +44,29 @@ fn write_config(dir: &Path) -> PathBuf {
     config
 }
 
+/// Waits until Litestream has written a snapshot of a generation into the file replica.
+fn wait_for_snapshot(replica: &Path, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let has_snapshot = || {
+        std::fs::read_dir(replica.join("generations"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|generation| {
+                std::fs::read_dir(generation.path().join("snapshots"))
+                    .is_ok_and(|mut snapshots| snapshots.next().is_some())
+            })
+    };
+    while !has_snapshot() {
+        assert!(
+            Instant::now() < deadline,
+            "litestream wrote no snapshot within 30 s:\n{}",
+            read_log(log)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn a_litestream_replica_restored_after_sigkill_holds_every_spend_older_than_the_sync_interval() {
     let bin = litestream();
@@ -62,6 +85,12 @@ fn a_litestream_replica_restored_after_sigkill_holds_every_spend_older_than_the_
         .stdin(Stdio::null())
         .spawn()
         .expect("start litestream");
+    // Litestream's first write (its `_litestream_seq` table) and first snapshot happen at
+    // startup; an operator starts it before the traffic, and so does the test.
+    wait_for_snapshot(
+        &dir.path().join("replica"),
+        &dir.path().join("litestream.log"),
+    );
 
     let stop = AtomicBool::new(false);
     let acks = thread::scope(|s| {
