@@ -107,7 +107,8 @@ impl Cli {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, None | Some(Command::Serve(_)));
-    init_logging(serving);
+    // Held until the command returns: dropping it flushes the log lines still queued.
+    let _log_flush = init_logging(serving);
     let result = match &cli.command {
         None => serve::run(&cli, &serve::Args::default()),
         Some(Command::Serve(args)) => serve::run(&cli, args),
@@ -148,11 +149,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Logs go to stderr: JSON lines in release builds (or with AUDIOSTUDIO_LOG_FORMAT=json),
-/// readable text otherwise; RUST_LOG filters them.
-fn init_logging(serving: bool) {
+/// readable text otherwise; RUST_LOG filters them. Rocket's own per-request lines ("No
+/// matching routes", "Responding with ... catcher") are off by default: the request log
+/// line already says each request's status, and a scanner would double the log.
+///
+/// The server hands lines to a writer thread (never dropping one: a full queue waits), so
+/// a request does not wait for the write to stderr; the returned guard flushes the queue.
+fn init_logging(serving: bool) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::fmt::writer::BoxMakeWriter;
     let default = if serving {
-        "info,rocket::launch::_=warn,rocket::server=warn,refinery_core=warn"
+        "info,rocket::launch::_=warn,rocket::server=warn,rocket::server::_=off,refinery_core=warn"
     } else {
         "warn"
     };
@@ -161,14 +168,23 @@ fn init_logging(serving: bool) {
         Ok(format) => format.eq_ignore_ascii_case("json"),
         Err(_) => !cfg!(debug_assertions),
     };
+    let (writer, guard) = if serving {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(std::io::stderr());
+        (BoxMakeWriter::new(writer), Some(guard))
+    } else {
+        (BoxMakeWriter::new(std::io::stderr), None)
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
     };
+    guard
 }
 
 #[cfg(test)]

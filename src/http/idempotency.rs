@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::http::error::{ApiError, ApiResult};
 use crate::platform::clock::Millis;
-use crate::platform::db::Db;
+use crate::platform::db::{Db, run_cached};
 
 const MAX_KEY_LEN: usize = 255;
 
@@ -218,27 +218,31 @@ impl Idempotent {
         if let Some(stored) = lookup(tx, user_id, key, &self.fingerprint)? {
             return Ok(stored);
         }
-        tx.execute_batch("SAVEPOINT idempotent_operation")?;
+        const UNDO: [&str; 2] = [
+            "ROLLBACK TO idempotent_operation",
+            "RELEASE idempotent_operation",
+        ];
+        run_cached(tx, &["SAVEPOINT idempotent_operation"])?;
         let stored = match operation(tx) {
             Ok(stored) => {
-                tx.execute_batch("RELEASE idempotent_operation")?;
+                run_cached(tx, &["RELEASE idempotent_operation"])?;
                 stored
             }
             // A throttle is answered as it is (with its Retry-After), never stored.
             Err(error @ ApiError::TooManyRequests { .. }) => {
-                tx.execute_batch("ROLLBACK TO idempotent_operation; RELEASE idempotent_operation")?;
+                run_cached(tx, &UNDO)?;
                 return Err(error);
             }
             Err(error) if error.status().code < 500 => {
-                tx.execute_batch("ROLLBACK TO idempotent_operation; RELEASE idempotent_operation")?;
+                run_cached(tx, &UNDO)?;
                 Stored::refused(&error)
             }
             Err(error) => return Err(error),
         };
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO idempotency_keys (user_id, key, request_hash, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![user_id, key, self.fingerprint, stored.status.code, stored.body, now],
-        )?;
+        )?
+        .execute(params![user_id, key, self.fingerprint, stored.status.code, stored.body, now])?;
         Ok(stored)
     }
 }

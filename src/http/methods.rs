@@ -38,28 +38,25 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// Whether a route's path template (`/api/tokens/holds/<id>/capture`) matches the request
-/// path's segments, the way Rocket's router matches them.
+/// path's segments, the way Rocket's router matches them. Runs for every route on every
+/// 404, so it allocates nothing.
 fn template_matches(template: &str, segments: &[&str]) -> bool {
-    let template = template.strip_prefix('/').unwrap_or(template);
-    let parts: Vec<&str> = if template.is_empty() {
-        Vec::new()
-    } else {
-        template.split('/').collect()
-    };
-    let trailing = parts
-        .last()
-        .is_some_and(|p| p.starts_with('<') && p.ends_with("..>"));
-    if trailing {
-        if segments.len() + 1 < parts.len() {
+    let mut matched = 0;
+    for part in template.split('/').filter(|p| !p.is_empty()) {
+        if part.starts_with('<') && part.ends_with("..>") {
+            // A trailing `<rest..>` takes whatever is left, nothing included.
+            return true;
+        }
+        let Some(segment) = segments.get(matched) else {
+            return false;
+        };
+        let dynamic = part.starts_with('<') && part.ends_with('>');
+        if !dynamic && part != *segment {
             return false;
         }
-    } else if parts.len() != segments.len() {
-        return false;
+        matched += 1;
     }
-    parts
-        .iter()
-        .zip(segments)
-        .all(|(part, segment)| (part.starts_with('<') && part.ends_with('>')) || part == segment)
+    matched == segments.len()
 }
 
 /// The methods the routes for this request's path answer, in [`ORDER`] with `HEAD` for
