@@ -106,8 +106,7 @@ export function EnrolRequired({ me, onDone, onSignOut }) {
     <div class="brand"><img src="/admin/favicon.svg" alt="" />audiostudio admin</div>
     <section class="panel">
       <h1>Two-factor sign-in is required</h1>
-      <p class="muted small">Admins of this server sign in with a second factor. Set it up for
-        <strong>${me.user.email}</strong> to use the console.</p>
+      <p class="muted small">Admins of this server sign in with a second factor. Set it up for <strong>${me.user.email}</strong> to use the console.</p>
       <${Enrol} onDone=${onDone} />
     </section>
     <p class="small"><button type="button" class="link" onClick=${onSignOut}>Sign out</button></p>
