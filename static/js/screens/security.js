@@ -146,6 +146,6 @@ function Enrolled({ me }) {
     ${state.error ? html`<${Problem} error=${state.error} />` : ''}
     ${detail.recovery_codes_left === 0 ? html`<div class="error" role="alert">No recovery codes are left: if you lose your authenticator app, another admin has to reset your two-factor sign-in.</div>` : ''}
     <p class="muted small">To move to a new phone, or if you lost the app and your codes, another admin can
-      reset your two-factor sign-in from your user page (or <code>audiostudio users mfa-reset</code>
-      on the server); you then set it up again at your next sign-in.</p>`;
+      reset your two-factor sign-in from your user page (or with <code>audiostudio users mfa-reset</code> on the
+      server); you then set it up again at your next sign-in.</p>`;
 }
