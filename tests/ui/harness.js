@@ -1,5 +1,6 @@
-// The browser tests' fixture: the real binary on a temp data dir (demo data, an admin made
-// with the CLI, a pending claim, a failed webhook), Debian's chromium through playwright-core.
+// The browser tests' fixture: the real binary on a temp data dir with its default settings
+// (admins need two-factor sign-in), demo data, admins made with the CLI, a TOTP computed
+// here (RFC 6238), Debian's chromium through playwright-core.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
