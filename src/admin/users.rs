@@ -24,7 +24,20 @@ pub struct PlanSummary {
     pub status: String,
 }
 
-/// A user row with the lockout, the plan and the avatar.
+/// The account's two-factor sign-in, as an operator may see it (never the secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MfaState {
+    /// Two-factor sign-in is on: login takes a TOTP code (or a recovery code) too.
+    pub enabled: bool,
+    /// The second factor when on: `totp` (an authenticator app).
+    pub factor: Option<String>,
+    /// When the enrolment was confirmed.
+    pub enrolled_at: Option<String>,
+    /// Unused recovery codes, when on.
+    pub recovery_codes_left: Option<i64>,
+}
+
+/// A user row with the lockout, the plan, the avatar and two-factor sign-in.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserDetail {
     #[serde(flatten)]
@@ -32,6 +45,28 @@ pub struct UserDetail {
     pub lockout: Lockout,
     pub plan: Option<PlanSummary>,
     pub avatar_url: Option<String>,
+    /// Whether two-factor sign-in is on (the same as `mfa.enabled`).
+    pub mfa_enabled: bool,
+    pub mfa: MfaState,
+}
+
+/// The account's confirmed enrolment, if any, and its unused recovery codes.
+fn mfa_state(conn: &Connection, id: &UserId) -> rusqlite::Result<MfaState> {
+    let confirmed: Option<(Millis, i64)> = conn
+        .query_row(
+            "SELECT m.confirmed_at, (SELECT COUNT(*) FROM mfa_recovery_codes r
+                 WHERE r.user_id = m.user_id AND r.used_at IS NULL)
+             FROM user_mfa m WHERE m.user_id = ?1 AND m.confirmed_at IS NOT NULL",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(MfaState {
+        enabled: confirmed.is_some(),
+        factor: confirmed.map(|_| "totp".to_owned()),
+        enrolled_at: confirmed.map(|(at, _)| rfc3339(at)),
+        recovery_codes_left: confirmed.map(|(_, left)| left),
+    })
 }
 
 /// The user `id` in detail, if there is one.
@@ -61,6 +96,7 @@ pub fn detail(conn: &Connection, id: &UserId, now: Millis) -> rusqlite::Result<O
             },
         )
         .optional()?;
+    let mfa = mfa_state(conn, id)?;
     Ok(Some(UserDetail {
         user,
         lockout: Lockout {
@@ -69,5 +105,7 @@ pub fn detail(conn: &Connection, id: &UserId, now: Millis) -> rusqlite::Result<O
         },
         plan,
         avatar_url,
+        mfa_enabled: mfa.enabled,
+        mfa,
     }))
 }

@@ -10,7 +10,7 @@ export class ApiError extends Error {
 }
 
 let onSignedOut = () => {};
-/** Called when the session has ended (a 401 on any call but sign-in). */
+/** Called when the session has ended (a 401 on any call but the sign-in's two steps). */
 export function whenSignedOut(fn) { onSignedOut = fn; }
 
 /** A fresh key for one form submission: a double click replays instead of repeating. */
@@ -52,7 +52,7 @@ async function call(method, path, body, idempotencyKey) {
     try { data = JSON.parse(text); } catch { data = { title: text.slice(0, 200) }; }
   }
   if (!res.ok) {
-    if (res.status === 401 && path !== 'login') onSignedOut();
+    if (res.status === 401 && !path.startsWith('login')) onSignedOut();
     throw new ApiError(res.status, data);
   }
   return data;

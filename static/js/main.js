@@ -12,6 +12,7 @@ import { Audit } from './screens/audit.js';
 import { Checks } from './screens/checks.js';
 import { Analytics } from './screens/analytics.js';
 import { System } from './screens/system.js';
+import { Security, EnrolRequired } from './screens/security.js';
 
 const SCREENS = [
   ['overview', 'Overview', Overview],
@@ -22,6 +23,7 @@ const SCREENS = [
   ['checks', 'Money checks', Checks],
   ['analytics', 'Analytics', Analytics],
   ['system', 'System', System],
+  ['security', 'Security', Security],
 ];
 
 /** `#/users/ID?tab=tokens` -> `{ path: ['users', 'ID'], query: URLSearchParams }`. */
@@ -52,7 +54,7 @@ function screenFor(route) {
   return [found[2], found[0]];
 }
 
-function Shell({ me, route, onSignOut }) {
+function Shell({ me, route, onSignOut, onMeChanged }) {
   const [Screen, current] = screenFor(route);
   const title = SCREENS.find(([k]) => k === current)[1];
   useEffect(() => { document.title = `${title} · audiostudio admin`; }, [title]);
@@ -73,7 +75,7 @@ function Shell({ me, route, onSignOut }) {
       </div>
     </aside>
     <main id="main" class="content" tabindex="-1">
-      <${Screen} key=${route.path.join('/')} route=${route} me=${me} />
+      <${Screen} key=${route.path.join('/')} route=${route} me=${me} onMeChanged=${onMeChanged} />
     </main>
   </div>`;
 }
@@ -81,15 +83,20 @@ function Shell({ me, route, onSignOut }) {
 function App() {
   const route = useRoute();
   const [me, setMe] = useState(undefined);
+  const reloadMe = () => get('me').then(setMe, () => setMe(null));
   useEffect(() => {
     whenSignedOut(() => setMe(null));
-    get('me').then(setMe, () => setMe(null));
+    reloadMe();
   }, []);
   const signOut = async () => {
     try { await post('logout', {}); } finally { setMe(null); }
   };
   if (me === undefined) return html`<main class="boot"><p class="muted">Loading the console…</p></main>`;
-  return html`${me ? html`<${Shell} me=${me} route=${route} onSignOut=${signOut} />` : html`<${SignIn} onSignedIn=${setMe} />`}<${Toasts} />`;
+  let page;
+  if (!me) page = html`<${SignIn} onSignedIn=${setMe} />`;
+  else if (me.mfa && me.mfa.enrolment_required) page = html`<${EnrolRequired} me=${me} onDone=${reloadMe} onSignOut=${signOut} />`;
+  else page = html`<${Shell} me=${me} route=${route} onSignOut=${signOut} onMeChanged=${reloadMe} />`;
+  return html`${page}<${Toasts} />`;
 }
 
 const root = document.getElementById('app');

@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
     ("POST", "/users/{id}/role", Some(r#"{"role":"user"}"#)),
     ("POST", "/users/{id}/unlock", Some("{}")),
     ("POST", "/users/{id}/verify-email", Some("{}")),
+    ("POST", "/users/{id}/mfa-reset", Some("{}")),
     ("POST", "/users/{id}/resend-verification", Some("{}")),
     ("POST", "/users/{id}/password-reset", Some("{}")),
     ("GET", "/users/{id}/sessions", None),

@@ -5,6 +5,7 @@ mod admin_cli;
 mod admin_console;
 mod admin_console_mfa;
 mod admin_helpers;
+mod admin_mfa_reset;
 mod admin_ops;
 mod admin_routes;
 mod admin_tokens;

@@ -1,10 +1,11 @@
 // The admin console in a real browser against the real binary (issue 8's scenarios), then
-// full-page screenshots of every screen. Run: AUDIOSTUDIO_BIN=... node --test tests/ui/
+// full-page screenshots of every screen. Admins need two-factor sign-in (the default): the
+// admin enrols through the API first. Run: AUDIOSTUDIO_BIN=... node --test tests/ui/
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { App, ADMIN, DEMO_PASSWORD, FAILING_INTENT, launch, consolePage, signIn, eventually, fakeStripe, freePort, shotsDir } from './harness.js';
+import { App, ADMIN, DEMO_PASSWORD, FAILING_INTENT, launch, consolePage, signIn, signInWithRecoveryCode, adminPage, nav, openUser, eventually, fakeStripe, freePort, shotsDir } from './harness.js';
 
 let app; let browser; let adminToken; let stripe;
 const EVENT_ID = 'evt_console_failed_1';
@@ -12,7 +13,8 @@ const EVENT_ID = 'evt_console_failed_1';
 before(async () => {
   app = await App.start();
   browser = await launch();
-  adminToken = await app.adminToken();
+  app.admin = await app.enrol(ADMIN.email, ADMIN.password);
+  adminToken = app.admin.token;
   await app.claim('demo2@example.com', 'task_x_follow', '@demo_two');
   await app.claim('demo3@example.com', 'task_youtube_subscribe', '@demo_three');
   await app.postEvent(EVENT_ID, 'payment_intent.payment_failed', { id: FAILING_INTENT, object: 'payment_intent' });
@@ -45,9 +47,9 @@ test('a wrong password and a non-admin are refused the same way', async () => {
   await page.context().close();
 });
 
-test('signing in shows the overview with the pending claim and the failed webhook', async () => {
+test('signing in (password, then a recovery code) shows the overview with the pending claim and the failed webhook', async () => {
   const page = await consolePage(browser, app);
-  await signIn(page, app);
+  await signInWithRecoveryCode(page, app, app.admin.recoveryCodes);
   await page.getByRole('heading', { name: 'Needs attention' }).waitFor();
   const claims = page.getByTestId('alert-Pending claims');
   const hooks = page.getByTestId('alert-Failed webhooks');
@@ -60,20 +62,8 @@ test('signing in shows the overview with the pending claim and the failed webhoo
   await page.context().close();
 });
 
-/** Follows a link of the side navigation. */
-const nav = (page, name) => page.getByRole('navigation', { name: 'Screens' }).getByRole('link', { name, exact: true }).click();
-
-async function openUser(page, email) {
-  await nav(page, 'Users');
-  await page.getByLabel(/Search/).fill(email);
-  await page.getByRole('button', { name: 'Search' }).click();
-  await page.getByRole('cell', { name: email, exact: true }).click();
-  await page.getByRole('heading', { name: email }).waitFor();
-}
-
 test('search a user, grant 500 tokens with a reason: the ledger row and the balance appear', async () => {
-  const page = await consolePage(browser, app);
-  await signIn(page, app);
+  const page = await adminPage(browser, app);
   await openUser(page, 'demo5@example.com');
   const before = Number((await page.getByTestId('balance').innerText()).replace(/,/g, ''));
   await page.getByRole('button', { name: 'Grant tokens…' }).click();
@@ -101,8 +91,7 @@ test('search a user, grant 500 tokens with a reason: the ledger row and the bala
 test('disabling a user refuses their API token at once', async () => {
   const token = await app.login('demo4@example.com', DEMO_PASSWORD);
   assert.equal((await app.api('GET', '/api/auth/profile', { token })).status, 200);
-  const page = await consolePage(browser, app);
-  await signIn(page, app);
+  const page = await adminPage(browser, app);
   await openUser(page, 'demo4@example.com');
   await page.getByRole('button', { name: 'Disable…' }).click();
   const dialog = page.getByRole('dialog');
@@ -117,8 +106,7 @@ test('disabling a user refuses their API token at once', async () => {
 });
 
 test('approving a claim from the queue grants its reward', async () => {
-  const page = await consolePage(browser, app);
-  await signIn(page, app);
+  const page = await adminPage(browser, app);
   await nav(page, 'Social claims');
   const row = page.getByRole('row').filter({ hasText: 'demo2@example.com' });
   await row.getByRole('button', { name: 'Approve' }).click();
@@ -131,8 +119,7 @@ test('approving a claim from the queue grants its reward', async () => {
 });
 
 test('the claims queue works from the keyboard: r asks for a reason, then rejects', async () => {
-  const page = await consolePage(browser, app);
-  await signIn(page, app);
+  const page = await adminPage(browser, app);
   await nav(page, 'Social claims');
   const row = page.getByRole('row').filter({ hasText: 'demo3@example.com' });
   await row.waitFor();
@@ -154,8 +141,7 @@ test('the claims queue works from the keyboard: r asks for a reason, then reject
 
 test('the failed webhook, replayed, is processed', async () => {
   stripe = await fakeStripe(app.stripePort);
-  const page = await consolePage(browser, app);
-  await signIn(page, app);
+  const page = await adminPage(browser, app);
   await nav(page, 'Webhooks');
   await page.getByRole('link', { name: EVENT_ID }).click();
   assert.equal(await page.getByTestId('event-status').innerText(), 'failed');
@@ -171,8 +157,7 @@ test('the failed webhook, replayed, is processed', async () => {
 });
 
 test('verifying the audit chain says intact and shows the head', async () => {
-  const page = await consolePage(browser, app);
-  await signIn(page, app);
+  const page = await adminPage(browser, app);
   await nav(page, 'Audit log');
   await page.getByRole('button', { name: 'Verify chain' }).click();
   const panel = page.getByTestId('verify');
@@ -186,8 +171,7 @@ test('verifying the audit chain says intact and shows the head', async () => {
 });
 
 test('analytics renders a chart', async () => {
-  const page = await consolePage(browser, app);
-  await signIn(page, app);
+  const page = await adminPage(browser, app);
   await nav(page, 'Analytics');
   await page.locator('[data-testid=chart] canvas').first().waitFor();
   const size = await page.locator('[data-testid=chart] canvas').first().boundingBox();
@@ -217,8 +201,7 @@ test('a page on another origin cannot act with the console cookie', async () => 
   });
   await new Promise((ok) => evil.listen(evilPort, '127.0.0.1', ok));
   try {
-    const page = await consolePage(browser, app);
-    await signIn(page, app);
+    const page = await adminPage(browser, app);
     await page.getByRole('heading', { name: 'Needs attention' }).waitFor();
     const attacker = await page.context().newPage();
     const answers = [];
@@ -242,8 +225,7 @@ test('screenshots of every screen', async () => {
   const dir = shotsDir();
   const user = (await app.api('GET', '/api/admin/users?q=demo5%40example.com', { token: adminToken })).body.users[0];
   await app.login('demo5@example.com', DEMO_PASSWORD); // a session for the sessions tab
-  const first = await consolePage(browser, app);
-  await signIn(first, app);
+  const first = await adminPage(browser, app);
   await first.getByRole('heading', { name: 'Needs attention' }).waitFor();
   const storageState = await first.context().storageState();
   await first.context().close();
@@ -261,6 +243,7 @@ test('screenshots of every screen', async () => {
     ['checks', '#/checks', 'Money checks', 'Run ledger check'],
     ['analytics', '#/analytics', 'Analytics'],
     ['system', '#/system', 'Effective configuration'],
+    ['security', '#/security', 'Two-factor sign-in'],
   ];
   const taken = [];
   for (const [width, height] of [[1280, 800], [390, 844]]) {

@@ -1,5 +1,6 @@
-// The browser tests' fixture: the real binary on a temp data dir (demo data, an admin made
-// with the CLI, a pending claim, a failed webhook), Debian's chromium through playwright-core.
+// The browser tests' fixture: the real binary on a temp data dir with its default settings
+// (admins need two-factor sign-in), demo data, admins made with the CLI, a TOTP computed
+// here (RFC 6238), Debian's chromium through playwright-core.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +17,10 @@ export const BIN = process.env.AUDIOSTUDIO_BIN || join(ROOT, 'target/debug/audio
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const SHOTS = process.env.UI_SCREENSHOT_DIR || join(ROOT, 'target/ui-screenshots');
 export const ADMIN = { email: 'admin@example.com', password: 'violet kettle 9 tambourine' };
+/** An admin without two-factor sign-in, who enrols in the console. */
+export const NEW_ADMIN = { email: 'new-admin@example.com', password: 'amber lantern 4 xylophone' };
+/** An admin who starts enrolling for the screenshots and never finishes. */
+export const FRESH_ADMIN = { email: 'fresh-admin@example.com', password: 'cobalt meadow 7 harmonica' };
 export const DEMO_PASSWORD = 'demo password 2026';
 const WEBHOOK_SECRET = 'whsec_console_tests';
 export const FAILING_INTENT = 'pi_console_failed_1';
@@ -76,9 +81,6 @@ export class App {
       ROCKET_PORT: String(port), ROCKET_ADDRESS: '127.0.0.1',
       ROCKET_ARGON2_MEMORY_KIB: '1024', ROCKET_ARGON2_ITERATIONS: '1',
       ROCKET_WEBHOOK_MAX_ATTEMPTS: '1',
-      // The console has no two-factor screens yet (issue 13): these scenarios run with the
-      // admin requirement off; tests/api/admin_console_mfa.rs covers it with it on.
-      ROCKET_MFA_REQUIRED_FOR_ADMINS: 'false',
       ROCKET_RATE_LIMIT_LOGIN_PER_MINUTE: '1000', ROCKET_RATE_LIMIT_GLOBAL_PER_MINUTE: '100000',
       ROCKET_RATE_LIMIT_TOKEN_MUTATIONS_PER_MINUTE: '10000', ROCKET_RATE_LIMIT_PUBLIC_PER_MINUTE: '10000',
       STRIPE_SECRET_KEY: 'sk_test_console_tests', STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
@@ -86,7 +88,9 @@ export class App {
       STRIPE_API_BASE: `http://127.0.0.1:${stripePort}`,
     };
     cli(env, dataDir, ['seed', '--demo', '--demo-users', '12']);
-    cli(env, dataDir, ['users', 'create', '--email', ADMIN.email, '--admin'], `${ADMIN.password}\n`);
+    for (const admin of [ADMIN, NEW_ADMIN, FRESH_ADMIN]) {
+      cli(env, dataDir, ['users', 'create', '--email', admin.email, '--admin'], `${admin.password}\n`);
+    }
     const child = spawn(BIN, ['--data-dir', dataDir, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     child.stdout.on('data', (d) => { log += d; });
@@ -130,7 +134,21 @@ export class App {
     return r.body.access_token;
   }
 
-  async adminToken() { return this.login(ADMIN.email, ADMIN.password); }
+  /**
+   * Turns on two-factor sign-in for `email` through the API (setup, then confirm with the
+   * current code): `{ token, secret, step, recoveryCodes }`, where `token`'s session has
+   * proved the code (so an admin's may use the admin API) and `step` is the code's step.
+   */
+  async enrol(email, password) {
+    const token = await this.login(email, password);
+    const setup = await this.api('POST', '/api/auth/mfa/totp/setup', { token, body: { password } });
+    if (setup.status !== 200) throw new Error(`mfa setup ${email}: ${setup.status} ${JSON.stringify(setup.body)}`);
+    const { secret } = setup.body;
+    const at = Date.now();
+    const confirm = await this.api('POST', '/api/auth/mfa/totp/confirm', { token, body: { code: totp(secret, at) } });
+    if (confirm.status !== 200) throw new Error(`mfa confirm ${email}: ${confirm.status} ${JSON.stringify(confirm.body)}`);
+    return { token, secret, step: totpStep(at), recoveryCodes: confirm.body.recovery_codes };
+  }
 
   /** A demo user's claim of a seeded task, waiting for review. */
   async claim(email, task, handle) {
@@ -206,11 +224,84 @@ export async function consolePage(browser, app, options = {}) {
   return page;
 }
 
+/** The password step of the console's sign-in. */
 export async function signIn(page, app, email = ADMIN.email, password = ADMIN.password) {
   await page.goto(app.url('/admin/'));
   await page.getByLabel('Admin email').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** The whole sign-in of an enrolled admin, the second step with one of `recoveryCodes` (spent). */
+export async function signInWithRecoveryCode(page, app, recoveryCodes, email = ADMIN.email, password = ADMIN.password) {
+  const code = recoveryCodes.shift();
+  if (!code) throw new Error('no recovery codes left for the browser tests');
+  await signIn(page, app, email, password);
+  await page.getByRole('heading', { name: 'Two-factor sign-in', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Use a recovery code' }).click();
+  await page.getByLabel('Recovery code').fill(code);
+  await page.getByRole('button', { name: 'Verify' }).click();
+}
+
+/**
+ * A console page signed in as the enrolled ADMIN. Every call shares one console session
+ * (signed in once with a recovery code): a TOTP code is accepted once, and a new one
+ * comes only every 30 s.
+ */
+export async function adminPage(browser, app, options = {}) {
+  if (!app.adminState) {
+    const first = await consolePage(browser, app);
+    await signInWithRecoveryCode(first, app, app.admin.recoveryCodes);
+    await first.getByRole('heading', { name: 'Needs attention' }).waitFor();
+    first.check();
+    app.adminState = await first.context().storageState();
+    await first.context().close();
+  }
+  const page = await consolePage(browser, app, { storageState: app.adminState, ...options });
+  await page.goto(app.url('/admin/'));
+  return page;
+}
+
+/** Follows a link of the side navigation. */
+export const nav = (page, name) => page.getByRole('navigation', { name: 'Screens' }).getByRole('link', { name, exact: true }).click();
+
+/** Finds the user with `email` on the Users screen and opens their page. */
+export async function openUser(page, email) {
+  await nav(page, 'Users');
+  await page.getByLabel(/Search/).fill(email);
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('cell', { name: email, exact: true }).click();
+  await page.getByRole('heading', { name: email }).waitFor();
+}
+
+/** The RFC 6238 step (30 s) holding `at` (ms). */
+export const totpStep = (at = Date.now()) => Math.floor(at / 30_000);
+
+/** RFC 4648 base32 (what authenticator apps take) to bytes. */
+function base32(text) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0; let value = 0; const out = [];
+  for (const ch of text.replace(/[\s=]/g, '').toUpperCase()) {
+    const index = alphabet.indexOf(ch);
+    if (index < 0) throw new Error(`not base32: ${ch}`);
+    value = ((value << 5) | index) & 0xffff; bits += 5;
+    if (bits >= 8) { out.push((value >>> (bits - 8)) & 0xff); bits -= 8; }
+  }
+  return Buffer.from(out);
+}
+
+/** The 6-digit TOTP code (RFC 6238: HMAC-SHA1, 30 s steps) of a base32 secret at `at` (ms). */
+export function totp(secret, at = Date.now()) {
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(totpStep(at)));
+  const mac = createHmac('sha1', base32(secret)).update(counter).digest();
+  const offset = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+/** Waits until the TOTP step after `step` has begun (a code is accepted once per step). */
+export async function nextStepAfter(step) {
+  while (totpStep() <= step) await sleep(250);
 }
 
 export function shotsDir() { mkdirSync(SHOTS, { recursive: true }); return SHOTS; }

@@ -1,6 +1,6 @@
 //! What an admin does to an account (the console and `/api/admin`): disable and enable,
 //! change the role, unlock, mark verified, resend verification, send a password reset,
-//! end sessions. Each runs inside the caller's write transaction and audits itself.
+//! end sessions, reset two-factor sign-in. Each runs inside the caller's write transaction and audits itself.
 
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::json;
@@ -8,9 +8,11 @@ use serde_json::json;
 use crate::accounts::api::VERIFY_TOKEN_TTL_MS;
 use crate::accounts::api::password_reset::RESET_TOKEN_TTL_MS;
 use crate::accounts::emails;
+use crate::accounts::mfa::ops as mfa_ops;
 use crate::accounts::one_time::{self, Purpose};
 use crate::accounts::store::{self, UserView};
 use crate::auth::console;
+use crate::auth::mfa::mfa_enabled;
 use crate::auth::roles::{Role, UserStatus};
 use crate::auth::sessions::{self, RevokeReason};
 use crate::http::error::{ApiError, ApiResult};
@@ -279,4 +281,30 @@ pub fn revoke_all_sessions(
         json!({ "sessions_revoked": count }),
     )?;
     Ok(count)
+}
+
+/// Turns off another account's two-factor sign-in (its owner lost the authenticator and
+/// the recovery codes): the operation of `users mfa-reset`, audited as `auth.mfa_reset`
+/// and told to the owner by email; sessions stay as they are. 409 for one's own account
+/// (the owner turns it off with a code instead) and for an account without it on.
+pub fn reset_mfa(
+    tx: &Transaction<'_>,
+    id: &UserId,
+    base_url: &str,
+    actor_id: &UserId,
+    actor: &Actor,
+    now: Millis,
+) -> ApiResult<()> {
+    let account = store::credentials_by_id(tx, id)?.ok_or(ApiError::NotFound)?;
+    if id == actor_id {
+        return Err(ApiError::Conflict(
+            "you cannot reset your own two-factor authentication: turn it off with your password and a code (POST /api/auth/mfa/totp/disable)".into(),
+        ));
+    }
+    if !mfa_enabled(tx, id)? || !mfa_ops::reset(tx, base_url, &account, actor, now)? {
+        return Err(ApiError::Conflict(
+            "the account has no two-factor authentication".into(),
+        ));
+    }
+    Ok(())
 }

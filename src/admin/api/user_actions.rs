@@ -1,5 +1,5 @@
-//! `POST users/{id}/disable`, `enable`, `role`, `unlock` and `verify-email`: each answers
-//! the user as they are after it, and audits itself.
+//! `POST users/{id}/disable`, `enable`, `role`, `unlock`, `verify-email` and
+//! `mfa-reset`: each answers the user as they are after it, and audits itself.
 
 use rocket::serde::json::Json;
 use rocket::{State, post};
@@ -233,4 +233,41 @@ pub async fn verify_email(
         ops::verify_email(tx, id, actor, now)
     })
     .await
+}
+
+/// Turn off another account's two-factor sign-in, for an owner who lost both the
+/// authenticator and the recovery codes (what `audiostudio users mfa-reset` does): they
+/// sign in with the password alone until they enrol again. Audited (`auth.mfa_reset`)
+/// and told to the owner by email; their sessions stay. Never your own account.
+#[utoipa::path(post, path = "/api/admin/users/{id}/mfa-reset", tag = "admin", security(("bearer" = [])), request_body = EmptyRequest,
+    params(("id" = String, Path, description = "The user id")),
+    responses(
+        (status = 200, description = "Reset: two-factor sign-in is off", body = UserDetail),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin (or, with the console cookie, not a same-origin JSON request)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Two-factor sign-in is not on, or it is your own account", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[post("/users/<id>/mfa-reset", data = "<body>")]
+pub async fn mfa_reset(
+    app: &State<App>,
+    admin: AdminUser,
+    client: ClientInfo,
+    id: &str,
+    body: JsonBody<'_, EmptyRequest>,
+) -> ApiResult<Json<UserDetail>> {
+    parse_body(body)?;
+    let base_url = app.settings.server.public_base_url.clone();
+    let user = act(
+        app,
+        &admin,
+        &client,
+        id,
+        move |tx, id, admin, actor, now| ops::reset_mfa(tx, id, &base_url, admin, actor, now),
+    )
+    .await?;
+    app.mail_wakeup.notify_one();
+    Ok(user)
 }

@@ -2,7 +2,7 @@
 import { useState } from '../../vendor/htm-preact-standalone.module.js';
 import { get, post } from '../api.js';
 import { html, useLoad, Loading, KV, Badge, Time, CopyId, ExtLink, useDialog, toast, link, Problem } from '../ui.js';
-import { num } from '../format.js';
+import { num, when } from '../format.js';
 import { TokensTab } from './user_tokens.js';
 import { BillingTab, SessionsTab, ActivityTab } from './user_tabs.js';
 
@@ -21,6 +21,13 @@ export function UserDetail({ route, me }) {
       <div class="tabs" role="tablist">${TABS.map(([k, label]) => html`<a key=${k} role="tab" href=${`${link('users', id)}?tab=${k}`} aria-selected=${k === tab ? 'true' : 'false'}>${label}</a>`)}</div>
       <${Tab} key=${tab} id=${id} user=${state.data} version=${version} onChanged=${changed} route=${route} />`}
     <//>`;
+}
+
+/** `on: authenticator app since …, 9 recovery codes left`, or `off`. */
+function twoFactor(mfa) {
+  if (!mfa || !mfa.enabled) return 'off';
+  const codes = mfa.recovery_codes_left === 1 ? '1 recovery code left' : `${num(mfa.recovery_codes_left)} recovery codes left`;
+  return `on: authenticator app since ${when(mfa.enrolled_at)}, ${codes}`;
 }
 
 function Profile({ u, me, onChanged }) {
@@ -63,6 +70,11 @@ function Profile({ u, me, onChanged }) {
       effect: `${u.email} gets an email with a reset link. Their password stays as it is until they use it.`,
       onSubmit: () => post(path('password-reset'), {}), onDone: () => toast('Password reset email queued'),
     })}>Send password reset…</button>`,
+    u.mfa_enabled ? html`<button type="button" class="danger" disabled=${self} title=${self ? 'You cannot reset your own two-factor sign-in' : ''} onClick=${() => open({
+      title: `Reset two-factor sign-in of ${u.email}`, submitLabel: 'Reset two-factor', danger: true,
+      effect: `${u.email}'s authenticator app and recovery codes stop working: they sign in with the password alone until they set up two-factor sign-in again${u.role === 'admin' ? ' (an admin is asked to at their next console sign-in)' : ''}. They get an email saying so; their sessions stay signed in. Only do this once you are sure the request comes from them.`,
+      onSubmit: () => post(path('mfa-reset'), {}), onDone: () => { toast('Two-factor sign-in reset'); onChanged(); },
+    })}>Reset two-factor…</button>` : null,
     html`<button type="button" onClick=${() => open({
       title: 'Revoke every session', submitLabel: 'Revoke all', danger: true,
       effect: `${u.email} is signed out everywhere; they can sign in again.`,
@@ -75,6 +87,7 @@ function Profile({ u, me, onChanged }) {
       <div><h1>${u.email}</h1>
         <div class="row"><${Badge} value=${u.role} /><${Badge} value=${u.status} />
           <${Badge} value=${u.email_verified ? 'verified' : 'unverified'} tone=${u.email_verified ? 'ok' : 'warn'} />
+          <${Badge} value=${u.mfa_enabled ? '2FA on' : '2FA off'} tone=${u.mfa_enabled ? 'ok' : ''} />
           ${u.locked ? html`<${Badge} value="locked" />` : ''}</div></div>
       <div class="card"><div class="label">Balance</div><div class="value" data-testid="balance">${num(u.balance)}</div></div>
     </div>
@@ -88,6 +101,7 @@ function Profile({ u, me, onChanged }) {
       <${KV} items=${[
         ['Created', html`<${Time} at=${u.created_at} />`],
         ['Last seen', html`<${Time} at=${u.last_seen_at} />`],
+        ['Two-factor sign-in', html`<span data-testid="mfa-state">${twoFactor(u.mfa)}</span>`],
         ['Failed sign-ins', num(lockout.failed_attempts)],
         ['Locked until', html`<${Time} at=${lockout.locked_until} />`],
       ]} />
