@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::platform::config::{Settings, ShutdownCheckpoint, Synchronous};
@@ -22,6 +21,7 @@ use ::metrics::histogram;
 use crate::platform::metrics::{DB_COMMIT, DB_READ_WAIT, DB_WRITE_BATCH};
 
 mod after_commit;
+mod readers;
 
 pub use after_commit::after_commit;
 use after_commit::{after_commit_len, settle_after_commit};
@@ -34,8 +34,6 @@ mod embedded {
 pub enum DbError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
-    #[error("database pool: {0}")]
-    Pool(#[from] r2d2::Error),
     #[error("{0}")]
     Unavailable(String),
     #[error("migration failed: {0}")]
@@ -59,8 +57,9 @@ pub struct Db {
 struct Inner {
     writer: Option<mpsc::Sender<WriteJob>>,
     writer_thread: Option<JoinHandle<()>>,
-    readers: r2d2::Pool<SqliteConnectionManager>,
+    readers: readers::Readers,
     read_permits: Semaphore,
+    path: std::path::PathBuf,
 }
 
 impl Drop for Inner {
@@ -97,21 +96,7 @@ impl Db {
         storage: &crate::platform::config::Storage,
     ) -> anyhow::Result<Db> {
         let (pool_size, checkpoint) = (storage.read_pool_size, storage.wal_checkpoint_on_shutdown);
-        let readers = r2d2::Pool::builder()
-            .max_size(pool_size)
-            .connection_timeout(std::time::Duration::from_secs(10))
-            // A local file does not go stale: no probe statement before every read.
-            .test_on_check_out(false)
-            .build(
-                SqliteConnectionManager::file(path)
-                    .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                    .with_init(|c| {
-                        c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-                        c.execute_batch(
-                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;",
-                        )
-                    }),
-            )?;
+        let readers = readers::Readers::start(path, pool_size)?;
         let (tx, rx) = mpsc::channel::<WriteJob>(WRITE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -122,6 +107,7 @@ impl Db {
                 writer_thread: Some(thread),
                 readers,
                 read_permits: Semaphore::new(pool_size as usize),
+                path: path.to_path_buf(),
             }),
         })
     }
@@ -154,14 +140,19 @@ impl Db {
             .acquire()
             .await
             .map_err(|_| closed())?;
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = inner.readers.get().map_err(DbError::from)?;
+        let (reply, answer) = oneshot::channel();
+        let job: readers::ReadJob = Box::new(move |conn| {
             histogram!(DB_READ_WAIT).record(asked.elapsed().as_secs_f64());
-            f(&conn)
-        })
-        .await
-        .map_err(|e| DbError::Unavailable(format!("database reader stopped: {e}")))?
+            let _ = reply.send(f(conn));
+        });
+        if !self.inner.readers.send(job) {
+            return Err(E::from(closed()));
+        }
+        answer.await.map_err(|_| {
+            E::from(DbError::Unavailable(
+                "a database read failed on its reader thread".into(),
+            ))
+        })?
     }
 
     /// `write` for callers without an async executor (the CLI): waits on this thread.
@@ -184,7 +175,8 @@ impl Db {
         E: From<DbError>,
         F: FnOnce(&Connection) -> Result<T, E>,
     {
-        let conn = self.inner.readers.get().map_err(DbError::from)?;
+        // The CLI reads a few times per command: its own short-lived connection will do.
+        let conn = readers::open_reader(&self.inner.path).map_err(DbError::from)?;
         f(&conn)
     }
 
@@ -327,7 +319,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<WriteJob>) {
 
 /// Prepared statements kept per connection: more than the hottest path (a spend with
 /// its savepoints, idempotency record and ledger entry) uses.
-const STATEMENT_CACHE: usize = 64;
+pub(crate) const STATEMENT_CACHE: usize = 64;
 
 /// Runs each statement (no parameters) through the connection's statement cache, so the
 /// per-job savepoints are not parsed again for every job.
