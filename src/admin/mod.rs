@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
 use crate::auth::console::{self, ConsolePolicy, origin_of};
 use crate::state::App;
 use api::{
-    audit as audit_routes, claims as claim_routes, overview as overview_routes, session,
+    audit as audit_routes, backups, claims as claim_routes, overview as overview_routes, session,
     session_mfa, shortfalls, token_changes, user_actions, user_mail, user_sessions, user_tokens,
     users as user_routes, webhooks as webhook_routes,
 };
@@ -64,6 +64,9 @@ fn own_routes() -> Vec<Route> {
         overview_routes::get_overview,
         overview_routes::get_system,
         overview_routes::ledger_check,
+        backups::create,
+        backups::list,
+        backups::download,
     ]
 }
 
@@ -149,6 +152,9 @@ pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
         overview_routes::get_overview,
         overview_routes::get_system,
         overview_routes::ledger_check,
+        backups::create,
+        backups::list,
+        backups::download,
         session::console_login,
         session::console_logout,
         session::console_me,

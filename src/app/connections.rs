@@ -8,7 +8,7 @@ use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Data, Orbit, Request, Response, Rocket};
 
 use crate::platform::config::Settings;
-use crate::platform::connections::{ConnectionLimits, Connections};
+use crate::platform::connections::{ConnectionLimits, Connections, ConnectionsHandle};
 
 /// How often connections are checked against the limits.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -23,7 +23,8 @@ pub(super) fn limits(settings: &Settings) -> Arc<Connections> {
     }))
 }
 
-/// Marks each request's connection busy from its arrival until its response.
+/// Marks each request's connection busy from its arrival until its response, and hands
+/// the limits to handlers that stream a large body (`ConnectionsHandle`).
 pub(super) struct InFlight(pub Arc<Connections>);
 
 #[rocket::async_trait]
@@ -39,6 +40,7 @@ impl Fairing for InFlight {
         if let Some(remote) = req.remote() {
             self.0.request_started(remote);
         }
+        req.local_cache(|| ConnectionsHandle(Some(self.0.clone())));
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, _: &mut Response<'r>) {

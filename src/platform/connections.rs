@@ -7,11 +7,21 @@
 //! down those that broke a limit; hyper then sees the end of the stream and drops the
 //! connection, freeing its descriptor. The HTTP layer reports which connections have a
 //! request in flight, and those are never cut.
+//!
+//! A response's idle clock starts when its head is sent, which suits the small bodies most
+//! routes answer with but not a large file on a slow link. A body that opts in through
+//! [`Connections::stream`] (a backup download) keeps its connection busy while it makes
+//! progress: the idle clock restarts each time the client has taken another
+//! [`MIN_PROGRESS_BYTES`], so a download is not cut while it moves more than that per idle
+//! timeout, and one that stalls (a client that stops reading, or only trickles) is cut like
+//! any idle connection. Silent, half-sent and idle connections keep their own clocks.
+
+mod streaming;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::dir::Dir;
@@ -19,6 +29,12 @@ use nix::fcntl::OFlag;
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::socket::{Shutdown, SockaddrStorage, getpeername, getsockname, shutdown};
 use nix::sys::stat::Mode;
+
+pub use streaming::{ConnectionsHandle, Streamed};
+
+/// How much a streamed body must move to count as progress (64 KiB: at the default 30 s
+/// idle timeout, a download slower than about 2 KiB/s is cut).
+pub const MIN_PROGRESS_BYTES: u64 = 64 * 1024;
 
 /// Descriptors kept for everything but client connections (database, logs, Stripe, SMTP).
 const RESERVED_FDS: u64 = 128;
@@ -39,6 +55,22 @@ struct Peer {
     first_seen: Instant,
     in_flight: u32,
     last_done: Option<Instant>,
+    /// Response bodies streaming to the connection (see [`Connections::stream`]).
+    streaming: u32,
+    /// When a streaming body last made progress.
+    last_progress: Option<Instant>,
+}
+
+impl Peer {
+    fn new(now: Instant) -> Peer {
+        Peer {
+            first_seen: now,
+            in_flight: 0,
+            last_done: None,
+            streaming: 0,
+            last_progress: None,
+        }
+    }
 }
 
 /// What the sweep knows of each client connection, keyed by its remote address.
@@ -93,12 +125,7 @@ impl Connections {
     pub fn request_started(&self, remote: SocketAddr) {
         let now = Instant::now();
         self.with_peers(|peers| {
-            let peer = peers.entry(remote).or_insert(Peer {
-                first_seen: now,
-                in_flight: 0,
-                last_done: None,
-            });
-            peer.in_flight += 1;
+            peers.entry(remote).or_insert(Peer::new(now)).in_flight += 1;
         });
     }
 
@@ -108,6 +135,38 @@ impl Connections {
         self.with_peers(|peers| {
             if let Some(peer) = peers.get_mut(&remote) {
                 peer.in_flight = peer.in_flight.saturating_sub(1);
+                peer.last_done = Some(now);
+            }
+        });
+    }
+
+    /// A response body starts streaming to `remote`: until the returned guard is dropped,
+    /// the connection's idle clock counts from the body's last progress, not from the
+    /// response's start. Handlers wrap their body in [`Streamed`] rather than call this.
+    pub fn stream(self: &Arc<Self>, remote: SocketAddr) -> streaming::Streaming {
+        let now = Instant::now();
+        self.with_peers(|peers| {
+            let peer = peers.entry(remote).or_insert(Peer::new(now));
+            peer.streaming += 1;
+            peer.last_progress = Some(now);
+        });
+        streaming::Streaming::new(self.clone(), remote)
+    }
+
+    fn stream_progressed(&self, remote: SocketAddr) {
+        let now = Instant::now();
+        self.with_peers(|peers| {
+            if let Some(peer) = peers.get_mut(&remote) {
+                peer.last_progress = Some(now);
+            }
+        });
+    }
+
+    fn stream_ended(&self, remote: SocketAddr) {
+        let now = Instant::now();
+        self.with_peers(|peers| {
+            if let Some(peer) = peers.get_mut(&remote) {
+                peer.streaming = peer.streaming.saturating_sub(1);
                 peer.last_done = Some(now);
             }
         });
@@ -126,11 +185,7 @@ impl Connections {
             let live: HashSet<SocketAddr> = sockets.iter().map(|(_, r)| *r).collect();
             peers.retain(|remote, _| live.contains(remote));
             for (_, remote) in &sockets {
-                peers.entry(*remote).or_insert(Peer {
-                    first_seen: now,
-                    in_flight: 0,
-                    last_done: None,
-                });
+                peers.entry(*remote).or_insert(Peer::new(now));
             }
             let states: Vec<(SocketAddr, Peer)> = peers.iter().map(|(r, p)| (*r, *p)).collect();
             let (doomed, timed_out) = to_close(&states, now, &self.limits);
@@ -166,9 +221,10 @@ fn to_close(
 ) -> (Vec<SocketAddr>, usize) {
     let expired = |p: &Peer| {
         p.in_flight == 0
-            && match p.last_done {
-                None => now.duration_since(p.first_seen) >= limits.header_read_timeout,
-                Some(done) => now.duration_since(done) >= limits.idle_timeout,
+            && match (p.streaming, p.last_progress, p.last_done) {
+                (1.., Some(moved), _) => now.duration_since(moved) >= limits.idle_timeout,
+                (_, _, None) => now.duration_since(p.first_seen) >= limits.header_read_timeout,
+                (_, _, Some(done)) => now.duration_since(done) >= limits.idle_timeout,
             }
     };
     let mut doomed: Vec<SocketAddr> = peers
@@ -185,7 +241,7 @@ fn to_close(
     for (remote, peer) in alive {
         let count = per_ip.entry(remote.ip()).or_default();
         let over = *count >= limits.max_connections_per_ip || kept >= limits.max_connections;
-        if over && peer.in_flight == 0 {
+        if over && peer.in_flight == 0 && peer.streaming == 0 {
             doomed.push(*remote);
         } else {
             *count += 1;
@@ -263,6 +319,7 @@ mod tests {
                     first_seen: start,
                     in_flight: 0,
                     last_done: None,
+                    ..Peer::new(start)
                 },
             ),
             // Answered 35 s ago, idle since.
@@ -272,6 +329,7 @@ mod tests {
                     first_seen: start,
                     in_flight: 0,
                     last_done: Some(start + Duration::from_secs(5)),
+                    ..Peer::new(start)
                 },
             ),
             // Answered 5 s ago.
@@ -281,6 +339,7 @@ mod tests {
                     first_seen: start,
                     in_flight: 0,
                     last_done: Some(start + Duration::from_secs(35)),
+                    ..Peer::new(start)
                 },
             ),
             // A request running for 40 s (a slow upstream): never cut.
@@ -290,6 +349,7 @@ mod tests {
                     first_seen: start,
                     in_flight: 1,
                     last_done: None,
+                    ..Peer::new(start)
                 },
             ),
         ];
@@ -305,7 +365,7 @@ mod tests {
         let peer = |first, in_flight| Peer {
             first_seen: at(first),
             in_flight,
-            last_done: None,
+            ..Peer::new(start)
         };
         let one = [10, 0, 0, 1];
         let peers = [
@@ -318,5 +378,50 @@ mod tests {
         let (doomed, timed_out) = to_close(&peers, at(5), &limits());
         assert_eq!(timed_out, 0);
         assert_eq!(doomed, vec![addr(one, 3), addr([10, 0, 0, 2], 1)]);
+    }
+
+    #[test]
+    fn a_streaming_body_keeps_its_connection_while_it_moves_and_loses_it_when_it_stalls() {
+        let start = Instant::now();
+        let at = |s| start + Duration::from_secs(s);
+        let streaming = |moved| Peer {
+            // Its response started 100 s ago: long past the idle timeout.
+            last_done: Some(start),
+            streaming: 1,
+            last_progress: Some(at(moved)),
+            ..Peer::new(start)
+        };
+        let peers = [
+            (addr([10, 0, 0, 1], 1), streaming(95)), // moved 5 s ago
+            (addr([10, 0, 0, 2], 1), streaming(60)), // stalled for 40 s
+            // The same connection after its body ended: idle from then on.
+            (
+                addr([10, 0, 0, 3], 1),
+                Peer {
+                    last_done: Some(at(90)),
+                    last_progress: Some(at(90)),
+                    ..Peer::new(start)
+                },
+            ),
+        ];
+        let (doomed, timed_out) = to_close(&peers, at(100), &limits());
+        assert_eq!(timed_out, 1);
+        assert_eq!(doomed, vec![addr([10, 0, 0, 2], 1)]);
+        // Nor is a moving download cut for a cap.
+        let one = [10, 0, 0, 9];
+        let crowded = [
+            (addr(one, 1), Peer::new(at(95))),
+            (addr(one, 2), Peer::new(at(95))),
+            // Third from one IP (over the cap of 2) and the newest, but moving: kept.
+            (
+                addr(one, 3),
+                Peer {
+                    first_seen: at(99),
+                    ..streaming(99)
+                },
+            ),
+        ];
+        let (doomed, _) = to_close(&crowded, at(100), &limits());
+        assert!(!doomed.contains(&addr(one, 3)), "{doomed:?}");
     }
 }

@@ -1,6 +1,7 @@
 //! In-process API tests: each test gets its own data directory, database and clock.
 
 mod accounts;
+mod admin_backups;
 mod admin_cli;
 mod admin_console;
 mod admin_console_mfa;

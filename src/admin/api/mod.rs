@@ -2,6 +2,7 @@
 //! access token) and `/admin/api` (the console's cookie) through the one admin guard.
 
 pub mod audit;
+pub mod backups;
 pub mod claims;
 pub mod overview;
 pub mod session;

@@ -12,8 +12,10 @@
 mod restore;
 mod verify;
 
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
@@ -65,7 +67,57 @@ pub fn file_name(now_ms: i64) -> String {
     format!("{}.db", at.format(&format).unwrap_or_default())
 }
 
-/// Backs `database` up into `<data_dir>/backups/<timestamp>.db`.
+/// The longest backup name the admin API accepts.
+const MAX_NAME_LEN: usize = 100;
+
+/// Whether `name` may name a backup in the backups dir: 1 to 100 of `A-Z a-z 0-9 . _ -`,
+/// ending in `.db`, not starting with a dot (no paths, no hidden or partial files).
+pub fn valid_name(name: &str) -> bool {
+    name.len() <= MAX_NAME_LEN
+        && name.len() > ".db".len()
+        && name.ends_with(".db")
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// The backup called `name` in `<data_dir>/backups`: a regular file there (not a link),
+/// as `list` shows it; `None` for anything else.
+pub fn find(data_dir: &Path, name: &str) -> anyhow::Result<Option<Listed>> {
+    if !valid_name(name) {
+        return Ok(None);
+    }
+    Ok(list(data_dir)?.into_iter().find(|b| b.name == name))
+}
+
+/// The data dirs with a backup being taken by this process.
+static RUNNING: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// The right to take a backup of one data dir: one at a time per data dir in a process.
+pub struct Running(PathBuf);
+
+impl Running {
+    /// `None` while another backup of `data_dir` runs.
+    pub fn begin(data_dir: &Path) -> Option<Running> {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        let dirs = running.get_or_insert_with(HashSet::new);
+        dirs.insert(data_dir.to_path_buf())
+            .then(|| Running(data_dir.to_path_buf()))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dirs) = running.as_mut() {
+            dirs.remove(&self.0);
+        }
+    }
+}
+
+/// Backs `database` up into `<data_dir>/backups/<timestamp>.db` (`<timestamp>-2.db` and
+/// so on when a backup of that second exists).
 pub fn create(
     data_dir: &Path,
     database: &Path,
@@ -75,12 +127,14 @@ pub fn create(
     let dir = backups_dir(data_dir);
     fs::create_dir_all(&dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    copy(
-        database,
-        &dir.join(file_name(now_ms)),
-        Method::default(),
-        progress,
-    )
+    let first = file_name(now_ms);
+    let stem = first.trim_end_matches(".db");
+    let dest = std::iter::once(first.clone())
+        .chain((2..100).map(|n| format!("{stem}-{n}.db")))
+        .map(|name| dir.join(name))
+        .find(|path| !path.exists())
+        .ok_or_else(|| anyhow::anyhow!("too many backups named {stem}*"))?;
+    copy(database, &dest, Method::default(), progress)
 }
 
 /// The backups in `<data_dir>/backups`, newest first.
@@ -106,8 +160,19 @@ pub fn list(data_dir: &Path) -> anyhow::Result<Vec<Listed>> {
             modified_ms: i64::try_from(modified.as_millis()).unwrap_or(i64::MAX),
         });
     }
-    listed.sort_by(|a, b| b.name.cmp(&a.name));
+    listed.sort_by(|a, b| order(&b.name).cmp(&order(&a.name)));
     Ok(listed)
+}
+
+/// Names sort by their time, then by the `-N` a second backup of that second gets.
+fn order(name: &str) -> (&str, u32) {
+    let stem = name.trim_end_matches(".db");
+    if let Some((time, n)) = stem.rsplit_once('-')
+        && let Ok(n) = n.parse()
+    {
+        return (time, n);
+    }
+    (stem, 1)
 }
 
 /// Copies the live `database` to `dest` (which must not exist) as described in the module docs;
