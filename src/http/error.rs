@@ -255,15 +255,18 @@ fn kept_problem(req: &Request<'_>, status: Status) -> Option<Problem> {
 }
 
 /// Rocket's own errors (no route, wrong method, body over the limit, a failed guard) as
-/// problems. A 404 on a path that has routes for other methods is a 405 with `Allow`.
+/// problems. A 404 on a path that has routes for other methods is a 405 with `Allow`, and
+/// so is a method Rocket cannot parse on such a path.
 #[catch(default)]
 fn default_catcher(status: Status, req: &Request<'_>) -> Built {
     if let Some(problem) = kept_problem(req, status) {
         return Built(problem_response(&problem));
     }
-    let allowed = (status == Status::NotFound)
-        .then(|| crate::http::methods::not_allowed(req))
-        .flatten();
+    let allowed = match status.code {
+        404 => crate::http::methods::not_allowed(req),
+        400 if !crate::http::was_dispatched(req) => crate::http::methods::unknown_method(req),
+        _ => None,
+    };
     let status = if allowed.is_some() {
         Status::MethodNotAllowed
     } else {

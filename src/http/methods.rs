@@ -98,6 +98,19 @@ pub fn not_allowed(req: &Request<'_>) -> Option<Vec<Method>> {
     (!methods.is_empty() && !methods.contains(&req.method())).then_some(methods)
 }
 
+/// For a request Rocket could not parse and answered 400 before any route or fairing ran:
+/// the methods of its path when it names a known one. Rocket 0.5 knows only the methods of
+/// RFC 9110 and PATCH; for any other (`QUERY`, `PROPFIND`, ...) it keeps the path and
+/// passes `GET` as the method, so the path is all there is to go on. An unparseable target
+/// reaches here as `/`, which is why `/` keeps the 400.
+pub fn unknown_method(req: &Request<'_>) -> Option<Vec<Method>> {
+    if req.uri().path() == "/" {
+        return None;
+    }
+    let methods = allowed_methods(req);
+    (!methods.is_empty()).then_some(methods)
+}
+
 /// 204 with `Allow` on a known path; a 404 (the default catcher) elsewhere.
 #[derive(Clone)]
 struct AnswerOptions;
