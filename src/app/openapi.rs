@@ -12,7 +12,7 @@ use crate::http::error;
 #[openapi(
     info(title = "audiostudio API", description = "Accounts, tokens and billing of the audiostudio backend. Errors are application/problem+json (RFC 9457)."),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth, &EdgeAnswers),
+    modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts, sessions and profiles"),
         (name = "admin", description = "Operator endpoints; admin role required"),
@@ -32,6 +32,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::http::metrics::ApiDoc::openapi());
     doc.merge(crate::billing::ApiDoc::openapi());
     doc.merge(crate::webhooks::ApiDoc::openapi());
+    // After the merge: a modifier of `ApiDoc` would see none of the features' paths.
+    EdgeAnswers.modify(&mut doc);
     doc
 }
 

@@ -62,15 +62,39 @@ fn template_matches(template: &str, segments: &[&str]) -> bool {
         .all(|(part, segment)| (part.starts_with('<') && part.ends_with('>')) || part == segment)
 }
 
+/// How literally a template names a path, segment by segment (a literal beats a
+/// parameter, which beats a trailing `<..>`): of the routes matching a path, only the most
+/// specific ones are its resource. `POST /api/admin/audit/verify` is one resource and
+/// `GET /api/admin/audit/<id>` another, though `<id>` would match `verify` too.
+fn specificity(template: &str) -> Vec<u8> {
+    let template = template.strip_prefix('/').unwrap_or(template);
+    template
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .map(
+            |part| match (part.starts_with('<'), part.ends_with("..>")) {
+                (false, _) => 2,
+                (true, false) => 1,
+                (true, true) => 0,
+            },
+        )
+        .collect()
+}
+
 /// The methods the routes for this request's path answer, in [`ORDER`] with `HEAD` for
 /// `GET` and `OPTIONS` always; empty when no route has the path.
 pub fn allowed_methods(req: &Request<'_>) -> Vec<Method> {
     let segments: Vec<&str> = req.uri().path().segments().collect();
-    let found: Vec<Method> = req
+    let matching: Vec<&Route> = req
         .rocket()
         .routes()
         .filter(|r| (LOWEST_RESOURCE_RANK..FALLBACK).contains(&r.rank))
         .filter(|r| template_matches(r.uri.path(), &segments))
+        .collect();
+    let best = matching.iter().map(|r| specificity(r.uri.path())).max();
+    let found: Vec<Method> = matching
+        .iter()
+        .filter(|r| Some(specificity(r.uri.path())) == best)
         .map(|r| r.method)
         .collect();
     if found.is_empty() {
@@ -151,5 +175,13 @@ mod tests {
         assert!(!m("/admin/<path..>", &["api"]));
         assert!(m("/", &[]));
         assert!(!m("/", &["x"]));
+    }
+
+    #[test]
+    fn a_literal_segment_is_more_specific_than_a_parameter() {
+        let literal = specificity("/api/admin/audit/verify");
+        assert!(literal > specificity("/api/admin/audit/<id>"));
+        assert!(specificity("/admin/<path..>") < specificity("/admin/api/login"));
+        assert!(specificity("/api/admin/audit/<id>") > specificity("/api/<path..>"));
     }
 }

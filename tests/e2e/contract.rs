@@ -32,8 +32,28 @@ const HIGH_LIMITS: [(&str, &str); 11] = [
     ("ROCKET_RATE_LIMIT_ACCOUNT_CHANGES_PER_HOUR", "100000"),
 ];
 
-/// Operations that end the caller's session: fuzzed last, once nothing else needs the token.
-const SESSION_ENDING: &str = "^/api/auth/(logout|logout-all|change-password)$";
+/// Operations that can end the caller's own session or second factor (logging out, ending
+/// sessions, resetting two-factor sign-in): each is fuzzed alone on a fresh session, after
+/// everything else, so one success cannot turn the rest of a run into 401s. A rule on the
+/// path, so an operation added later is covered.
+fn ends_own_session(path: &str) -> bool {
+    let user = matches!(
+        path,
+        "/api/auth/logout"
+            | "/api/auth/logout-all"
+            | "/api/auth/change-password"
+            | "/api/auth/mfa/totp/disable"
+    ) || path.starts_with("/api/auth/sessions/");
+    let admin = path.starts_with("/api/admin/users/{")
+        && (path.contains("/sessions/") || path.ends_with("/mfa-reset"));
+    user || admin
+}
+
+/// `^(a|b)$` for exact paths (`{id}` braces escaped).
+fn exact_paths(paths: &[String]) -> String {
+    let escaped: Vec<String> = paths.iter().map(|p| regex::escape(p)).collect();
+    format!("^({})$", escaped.join("|"))
+}
 
 fn env_or(key: &str, default: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| default.into())
@@ -69,8 +89,15 @@ fn ensure_schemathesis() {
     );
 }
 
-/// `st run` against `server` with `token`, `filter` selecting operations; fails with its output.
-fn schemathesis(dir: &Path, server: &Server, token: &str, who: &str, filter: &[&str]) -> String {
+/// `st run` against `server` with `token`, `filter` selecting operations; its whole output
+/// when it found failures.
+fn schemathesis(
+    dir: &Path,
+    server: &Server,
+    token: &str,
+    who: &str,
+    filter: &[&str],
+) -> Result<(), String> {
     let examples = env_or("AUDIOSTUDIO_CONTRACT_EXAMPLES", "8");
     let seed = env_or("AUDIOSTUDIO_CONTRACT_SEED", "1");
     let auth = format!("Authorization: Bearer {token}");
@@ -110,42 +137,84 @@ fn schemathesis(dir: &Path, server: &Server, token: &str, who: &str, filter: &[&
         &text[text[..at].rfind('\n').unwrap_or(at)..]
     });
     eprintln!("--- schemathesis as {who} {filter:?}\n{summary}");
-    assert!(
-        output.status.success(),
-        "schemathesis as {who} found failures (seed {seed}):\n{text}\n--- server log\n{}",
-        server.log()
-    );
-    text
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "schemathesis as {who} {filter:?} (seed {seed}):\n{text}"
+        ))
+    }
 }
 
-fn login(server: &Server, email: &str) -> String {
-    let body = json!({ "email": email, "password": PASSWORD });
-    let answer = server.expect_ok(server.http.post(server.url("/api/auth/login")).json(&body));
-    answer["access_token"]
-        .as_str()
-        .expect("access_token")
-        .into()
+/// Who schemathesis acts as: a password login, and for the admin a second factor (a
+/// recovery code per login, as the TOTP code of a step works only once).
+struct Caller {
+    email: &'static str,
+    who: &'static str,
+    recovery_codes: Vec<String>,
 }
 
-/// Enrols `token`'s account in two-factor sign-in (admins use the admin API only from a
-/// session with a second factor); the session `token` belongs to counts as having it.
-fn enrol_second_factor(server: &Server, token: &str) {
-    let setup = json!({ "password": PASSWORD });
-    let request = server.http.post(server.url("/api/auth/mfa/totp/setup"));
-    let setup = server.expect_ok(request.bearer_auth(token).json(&setup));
-    let secret = setup["secret"].as_str().expect("secret");
-    let secret = totp_rs::Secret::try_from_base32(secret).expect("a base32 secret");
-    let totp = totp_rs::Builder::new()
-        .with_secret(secret)
-        .build()
-        .expect("totp");
-    let now = std::time::SystemTime::now();
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970");
-    let confirm = json!({ "code": totp.generate(secs.as_secs()).to_string() });
-    let request = server.http.post(server.url("/api/auth/mfa/totp/confirm"));
-    server.expect_ok(request.bearer_auth(token).json(&confirm));
+impl Caller {
+    fn login(&mut self, server: &Server) -> String {
+        let body = json!({ "email": self.email, "password": PASSWORD });
+        let answer = server.expect_ok(server.http.post(server.url("/api/auth/login")).json(&body));
+        if answer["mfa_required"] != true {
+            return answer["access_token"]
+                .as_str()
+                .expect("access_token")
+                .into();
+        }
+        let code = self.recovery_codes.pop().expect("a recovery code left");
+        let verify = json!({ "mfa_token": answer["mfa_token"], "recovery_code": code });
+        let request = server.http.post(server.url("/api/auth/mfa/verify"));
+        let answer = server.expect_ok(request.json(&verify));
+        answer["access_token"]
+            .as_str()
+            .expect("access_token")
+            .into()
+    }
+
+    /// Enrols the account in two-factor sign-in (admins use the admin API only from a
+    /// session with a second factor), keeping its recovery codes.
+    fn enrol_second_factor(&mut self, server: &Server) {
+        let token = self.login(server);
+        let setup = json!({ "password": PASSWORD });
+        let request = server.http.post(server.url("/api/auth/mfa/totp/setup"));
+        let setup = server.expect_ok(request.bearer_auth(&token).json(&setup));
+        let secret = setup["secret"].as_str().expect("secret");
+        let secret = totp_rs::Secret::try_from_base32(secret).expect("a base32 secret");
+        let totp = totp_rs::Builder::new()
+            .with_secret(secret)
+            .build()
+            .expect("totp");
+        let now = std::time::SystemTime::now();
+        let secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970");
+        let confirm = json!({ "code": totp.generate(secs.as_secs()).to_string() });
+        let request = server.http.post(server.url("/api/auth/mfa/totp/confirm"));
+        let codes = server.expect_ok(request.bearer_auth(&token).json(&confirm));
+        let codes = codes["recovery_codes"].as_array().expect("recovery_codes");
+        let codes = codes.iter().map(|c| c.as_str().expect("a code").to_owned());
+        self.recovery_codes = codes.collect();
+    }
+
+    /// Every operation but the session-ending ones on one session, then each of those alone.
+    fn fuzz(&mut self, dir: &Path, server: &Server, ending: &[String]) -> Vec<String> {
+        let token = self.login(server);
+        let all_but = ["--exclude-path-regex", &exact_paths(ending)];
+        let mut failed = Vec::new();
+        failed.extend(schemathesis(dir, server, &token, self.who, &all_but).err());
+        for path in ending {
+            let token = self.login(server);
+            let only = [
+                "--include-path-regex",
+                &exact_paths(std::slice::from_ref(path)),
+            ];
+            failed.extend(schemathesis(dir, server, &token, self.who, &only).err());
+        }
+        failed
+    }
 }
 
 #[test]
@@ -171,18 +240,44 @@ fn the_served_openapi_document_matches_the_server_under_schemathesis_as_a_user_a
     let data = data_dir(dir);
     let server = Server::start_serve(dir, &["--data-dir", path_str(&data)], &envs);
 
+    let document = server.expect_ok(server.http.get(server.url("/api/openapi.json")));
+    let paths = document["paths"].as_object().expect("paths");
+    let ending: Vec<String> = paths
+        .keys()
+        .filter(|p| ends_own_session(p))
+        .cloned()
+        .collect();
+    let user_ending: Vec<String> = ending
+        .iter()
+        .filter(|p| !p.starts_with("/api/admin"))
+        .cloned()
+        .collect();
+
+    // The user first: the admin's run may disable the user's account.
     let only = std::env::var("AUDIOSTUDIO_CONTRACT_AS").ok();
     let runs = |who: &str| only.as_deref().is_none_or(|o| o == who);
-    let keep_session = ["--exclude-path-regex", SESSION_ENDING];
-    if runs("admin") {
-        let token = login(&server, ADMIN);
-        enrol_second_factor(&server, &token);
-        schemathesis(dir, &server, &token, "admin", &keep_session);
-    }
+    let mut failed = Vec::new();
     if runs("user") {
-        let token = login(&server, USER);
-        schemathesis(dir, &server, &token, "user", &keep_session);
-        let ending = ["--include-path-regex", SESSION_ENDING];
-        schemathesis(dir, &server, &token, "user", &ending);
+        let mut user = Caller {
+            email: USER,
+            who: "user",
+            recovery_codes: Vec::new(),
+        };
+        failed.extend(user.fuzz(dir, &server, &user_ending));
     }
+    if runs("admin") {
+        let mut admin = Caller {
+            email: ADMIN,
+            who: "admin",
+            recovery_codes: Vec::new(),
+        };
+        admin.enrol_second_factor(&server);
+        failed.extend(admin.fuzz(dir, &server, &ending));
+    }
+    assert!(
+        failed.is_empty(),
+        "{}\n--- server log\n{}",
+        failed.join("\n"),
+        server.log()
+    );
 }
