@@ -7,6 +7,7 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, RefOr, Response, ResponseBu
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error;
+use crate::platform::config::Settings;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,8 +23,9 @@ use crate::http::error;
 )]
 pub struct ApiDoc;
 
-/// The whole document: the shared parts above and each feature's paths.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The whole document: the shared parts above, each feature's paths, and the rules that
+/// follow `settings` (see [`super::openapi_rules`]).
+pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::accounts::ApiDoc::openapi());
     doc.merge(crate::admin::ApiDoc::openapi());
@@ -34,6 +36,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::webhooks::ApiDoc::openapi());
     // After the merge: a modifier of `ApiDoc` would see none of the features' paths.
     EdgeAnswers.modify(&mut doc);
+    super::openapi_rules::apply(&mut doc, settings);
     doc
 }
 

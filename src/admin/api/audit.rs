@@ -44,13 +44,13 @@ fn time(value: &str) -> Result<i64, String> {
 /// Audit rows, newest first, filtered.
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", security(("bearer" = [])),
     params(
-        ("actor" = Option<String>, Query, max_length = 255, description = "Rows by this user id"),
-        ("target" = Option<String>, Query, max_length = 255, description = "Rows about this id"),
-        ("action" = Option<String>, Query, max_length = 255, description = "An action prefix, e.g. `admin.`"),
-        ("from" = Option<String>, Query, description = "RFC 3339: rows at or after"),
-        ("to" = Option<String>, Query, description = "RFC 3339: rows before"),
+        ("actor" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "Rows by this user id"),
+        ("target" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "Rows about this id"),
+        ("action" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "An action prefix, e.g. `admin.`"),
+        ("from" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?(Z|[+ -]([01][0-9]|2[0-3]):[0-5][0-9])$", description = "RFC 3339: rows at or after"),
+        ("to" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?(Z|[+ -]([01][0-9]|2[0-3]):[0-5][0-9])$", description = "RFC 3339: rows before"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?0*[1-9][0-9]{0,17}$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "One page of rows", body = AuditPage),

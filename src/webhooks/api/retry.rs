@@ -63,7 +63,7 @@ async fn read_request(body: Data<'_>) -> ApiResult<RetryRequest> {
 /// Requeue one failed or ignored event, or every failed one, for the worker to process
 /// again now. Attempts restart from 0; the last error stays visible until the next
 /// attempt. Audited as `webhooks.retry`. An empty body means `{}`.
-#[utoipa::path(post, path = "/api/webhooks/retry", tag = "webhooks", security(("bearer" = [])), request_body = RetryRequest,
+#[utoipa::path(post, path = "/api/webhooks/retry", tag = "webhooks", security(("bearer" = [])), request_body(content = Option<RetryRequest>, description = "Optional; an empty body means `{}`"),
     responses(
         (status = 200, description = "Requeued", body = RetryResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
