@@ -62,7 +62,7 @@ impl Modify for BearerAuth {
 /// - a request body: 400 (malformed JSON), 413 (over the JSON limit), 415 (not JSON) and
 ///   422 (a field of the wrong type or invalid);
 /// - an `Idempotency-Key` header: its constraint (1 to 255 visible ASCII characters) and
-///   400 for a key that breaks it;
+///   400 for a key that breaks it, 422 for a key used before with another request;
 /// - query parameters: 422 (a value out of bounds, or a parameter repeated);
 /// - bearer security: 401; under `/api/admin`: 403 as well;
 /// - every operation: 429 (each route class has a limit and the global per-IP ceiling
@@ -108,10 +108,15 @@ fn edge_answers(operation: &mut Operation, admin: bool) {
                     .schema_type(Type::String)
                     .min_length(Some(1))
                     .max_length(Some(255))
-                    .pattern(Some("^[!-~]+$"))
+                    // HTTP drops the spaces and tabs around a field value (RFC 9110 §5.5).
+                    .pattern(Some("^[!-~]+[ \\t]*$"))
                     .into(),
             );
             add.push((400, "Malformed JSON or a bad Idempotency-Key header"));
+            add.push((
+                422,
+                "Invalid fields, or the Idempotency-Key was used with another request",
+            ));
         }
         if param.parameter_in == ParameterIn::Query {
             add.push((422, "Invalid or repeated query parameters"));

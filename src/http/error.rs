@@ -263,7 +263,9 @@ fn default_catcher(status: Status, req: &Request<'_>) -> Built {
         return Built(problem_response(&problem));
     }
     let allowed = match status.code {
-        404 => crate::http::methods::not_allowed(req),
+        // 422: a path segment another route could not parse (`GET /api/admin/audit/verify`
+        // tried as `/api/admin/audit/<id>`), on a path whose own routes lack the method.
+        404 | 422 => crate::http::methods::not_allowed(req),
         400 if !crate::http::was_dispatched(req) => crate::http::methods::unknown_method(req),
         _ => None,
     };

@@ -24,8 +24,10 @@ const USER: &str = "contract-user@example.com";
 const ADMIN: &str = "contract-admin@example.com";
 
 /// Limits far above what the run sends, so routes answer their real results, not 429.
-const HIGH_LIMITS: [(&str, &str); 11] = [
+const HIGH_LIMITS: [(&str, &str); 12] = [
     ("ROCKET_RATE_LIMIT_LOGIN_PER_MINUTE", "100000"),
+    // Wrong current passwords count toward the account's lockout like failed logins.
+    ("ROCKET_LOGIN_MAX_FAILURES", "100000"),
     ("ROCKET_RATE_LIMIT_REGISTER_PER_HOUR", "100000"),
     ("ROCKET_RATE_LIMIT_PASSWORD_RESET_PER_HOUR", "100000"),
     ("ROCKET_RATE_LIMIT_PUBLIC_PER_MINUTE", "100000"),

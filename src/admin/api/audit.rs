@@ -36,8 +36,10 @@ fn text(value: &str) -> Result<String, String> {
     line(value, MAX_ID_LEN).map(|()| value.to_owned())
 }
 
+/// An RFC 3339 time; a `+` of an offset left unencoded in the query arrives as a space.
 fn time(value: &str) -> Result<i64, String> {
     rfc3339_millis(value)
+        .or_else(|| rfc3339_millis(&value.replace(' ', "+")))
         .ok_or_else(|| "must be an RFC 3339 time such as 2026-01-31T00:00:00Z".into())
 }
 
@@ -107,10 +109,10 @@ pub async fn list(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such row", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a 64-bit integer", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/audit/<id>")]
-pub async fn one(app: &State<App>, _admin: AdminUser, id: &str) -> ApiResult<Json<AuditDetail>> {
-    let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
+pub async fn one(app: &State<App>, _admin: AdminUser, id: i64) -> ApiResult<Json<AuditDetail>> {
     let row = app
         .db
         .read(move |c| Ok::<_, ApiError>(audit::one(c, id)?))

@@ -21,6 +21,7 @@ use crate::platform::ids::SessionId;
 use crate::state::App;
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AdminSessionsResponse)]
 pub struct SessionsResponse {
     pub sessions: Vec<AdminSessionView>,
 }

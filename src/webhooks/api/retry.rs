@@ -19,6 +19,12 @@ use crate::webhooks::store::RequeueError;
 #[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     /// One failed or ignored event; absent: every failed event.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$",
+        example = "evt_1"
+    )]
     pub event_id: Option<String>,
 }
 
