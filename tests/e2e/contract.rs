@@ -20,6 +20,8 @@ const CONFIG: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/e2e/contract-schemathesis.toml"
 );
+/// Sends non-ASCII header values as UTF-8, which Rocket reads (see the file).
+const HOOKS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/contract_hooks.py");
 const USER: &str = "contract-user@example.com";
 const ADMIN: &str = "contract-admin@example.com";
 
@@ -134,6 +136,7 @@ fn schemathesis(
             "none",
         ])
         .args(filter)
+        .env("SCHEMATHESIS_HOOKS", HOOKS)
         .current_dir(dir)
         .stdin(Stdio::null())
         .output()
