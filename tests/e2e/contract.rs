@@ -294,3 +294,30 @@ fn the_served_openapi_document_matches_the_server_under_schemathesis_as_a_user_a
         server.log()
     );
 }
+
+/// `QUERY` (and any method Rocket 0.5 cannot parse) is answered before routes and fairings
+/// run; on a known path it is a 405 naming the methods there, elsewhere still a 400.
+#[test]
+fn a_method_rocket_cannot_parse_is_a_405_with_allow_on_a_known_path() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path();
+    let data = data_dir(dir);
+    let server = Server::start_serve(dir, &["--data-dir", path_str(&data)], &FAST_ARGON2);
+    let send = |line: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        let request = format!("{line} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer.to_ascii_lowercase()
+    };
+    let known = send("QUERY /api/tokens/balance");
+    assert!(known.starts_with("http/1.1 405"), "{known}");
+    assert!(known.contains("allow: get, head, options"), "{known}");
+    assert!(known.contains("application/problem+json"), "{known}");
+    let posted = send("PROPFIND /api/auth/login");
+    assert!(posted.contains("allow: post, options"), "{posted}");
+    let unknown = send("QUERY /api/no-such-thing");
+    assert!(unknown.starts_with("http/1.1 400"), "{unknown}");
+}
