@@ -278,7 +278,9 @@ fn default_catcher(status: Status, req: &Request<'_>) -> Built {
         404 => "no resource at this path",
         405 => "this method is not allowed here; the Allow header lists the ones that are",
         413 => "request body is larger than the limit",
-        422 => "the request body does not have the expected shape",
+        422 => {
+            "the request does not have the expected shape (a path segment, query parameter or body)"
+        }
         400 => "the request is malformed",
         401 => "authentication is required",
         429 => "too many requests; try again after Retry-After seconds",
