@@ -159,6 +159,17 @@ fn schemathesis(
     }
 }
 
+/// A client without pooled connections: between two logins a schemathesis run lasts long
+/// enough for the server to close an idle kept-alive connection under a pooled client.
+fn fresh() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("HTTP client")
+}
+
 /// Who schemathesis acts as: a password login, and for the admin a second factor (a
 /// recovery code per login, as the TOTP code of a step works only once).
 struct Caller {
@@ -170,7 +181,7 @@ struct Caller {
 impl Caller {
     fn login(&mut self, server: &Server) -> String {
         let body = json!({ "email": self.email, "password": PASSWORD });
-        let answer = server.expect_ok(server.http.post(server.url("/api/auth/login")).json(&body));
+        let answer = server.expect_ok(fresh().post(server.url("/api/auth/login")).json(&body));
         if answer["mfa_required"] != true {
             return answer["access_token"]
                 .as_str()
@@ -179,7 +190,7 @@ impl Caller {
         }
         let code = self.recovery_codes.pop().expect("a recovery code left");
         let verify = json!({ "mfa_token": answer["mfa_token"], "recovery_code": code });
-        let request = server.http.post(server.url("/api/auth/mfa/verify"));
+        let request = fresh().post(server.url("/api/auth/mfa/verify"));
         let answer = server.expect_ok(request.json(&verify));
         answer["access_token"]
             .as_str()
@@ -192,7 +203,7 @@ impl Caller {
     fn enrol_second_factor(&mut self, server: &Server) {
         let token = self.login(server);
         let setup = json!({ "password": PASSWORD });
-        let request = server.http.post(server.url("/api/auth/mfa/totp/setup"));
+        let request = fresh().post(server.url("/api/auth/mfa/totp/setup"));
         let setup = server.expect_ok(request.bearer_auth(&token).json(&setup));
         let secret = setup["secret"].as_str().expect("secret");
         let secret = totp_rs::Secret::try_from_base32(secret).expect("a base32 secret");
@@ -205,7 +216,7 @@ impl Caller {
             .duration_since(std::time::UNIX_EPOCH)
             .expect("after 1970");
         let confirm = json!({ "code": totp.generate(secs.as_secs()).to_string() });
-        let request = server.http.post(server.url("/api/auth/mfa/totp/confirm"));
+        let request = fresh().post(server.url("/api/auth/mfa/totp/confirm"));
         let codes = server.expect_ok(request.bearer_auth(&token).json(&confirm));
         let codes = codes["recovery_codes"].as_array().expect("recovery_codes");
         let codes = codes.iter().map(|c| c.as_str().expect("a code").to_owned());
@@ -253,7 +264,7 @@ fn the_served_openapi_document_matches_the_server_under_schemathesis_as_a_user_a
     let data = data_dir(dir);
     let server = Server::start_serve(dir, &["--data-dir", path_str(&data)], &envs);
 
-    let document = server.expect_ok(server.http.get(server.url("/api/openapi.json")));
+    let document = server.expect_ok(fresh().get(server.url("/api/openapi.json")));
     let paths = document["paths"].as_object().expect("paths");
     let ending: Vec<String> = paths
         .keys()
