@@ -7,12 +7,13 @@ use utoipa::openapi::{ContentBuilder, ObjectBuilder, RefOr, Response, ResponseBu
 use utoipa::{Modify, OpenApi};
 
 use crate::http::error;
+use crate::platform::config::Settings;
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "audiostudio API", description = "Accounts, tokens and billing of the audiostudio backend. Errors are application/problem+json (RFC 9457)."),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth, &EdgeAnswers),
+    modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts, sessions and profiles"),
         (name = "admin", description = "Operator endpoints; admin role required"),
@@ -22,8 +23,9 @@ use crate::http::error;
 )]
 pub struct ApiDoc;
 
-/// The whole document: the shared parts above and each feature's paths.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The whole document: the shared parts above, each feature's paths, and the rules that
+/// follow `settings` (see [`super::openapi_rules`]).
+pub fn document(settings: &Settings) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::accounts::ApiDoc::openapi());
     doc.merge(crate::admin::ApiDoc::openapi());
@@ -32,6 +34,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::http::metrics::ApiDoc::openapi());
     doc.merge(crate::billing::ApiDoc::openapi());
     doc.merge(crate::webhooks::ApiDoc::openapi());
+    // After the merge: a modifier of `ApiDoc` would see none of the features' paths.
+    EdgeAnswers.modify(&mut doc);
+    super::openapi_rules::apply(&mut doc, settings);
     doc
 }
 
@@ -57,7 +62,7 @@ impl Modify for BearerAuth {
 /// - a request body: 400 (malformed JSON), 413 (over the JSON limit), 415 (not JSON) and
 ///   422 (a field of the wrong type or invalid);
 /// - an `Idempotency-Key` header: its constraint (1 to 255 visible ASCII characters) and
-///   400 for a key that breaks it;
+///   400 for a key that breaks it, 422 for a key used before with another request;
 /// - query parameters: 422 (a value out of bounds, or a parameter repeated);
 /// - bearer security: 401; under `/api/admin`: 403 as well;
 /// - every operation: 429 (each route class has a limit and the global per-IP ceiling
@@ -103,10 +108,15 @@ fn edge_answers(operation: &mut Operation, admin: bool) {
                     .schema_type(Type::String)
                     .min_length(Some(1))
                     .max_length(Some(255))
-                    .pattern(Some("^[!-~]+$"))
+                    // HTTP drops the spaces and tabs around a field value (RFC 9110 §5.5).
+                    .pattern(Some("^[!-~]+[ \\t]*$"))
                     .into(),
             );
             add.push((400, "Malformed JSON or a bad Idempotency-Key header"));
+            add.push((
+                422,
+                "Invalid fields, or the Idempotency-Key was used with another request",
+            ));
         }
         if param.parameter_in == ParameterIn::Query {
             add.push((422, "Invalid or repeated query parameters"));

@@ -255,15 +255,20 @@ fn kept_problem(req: &Request<'_>, status: Status) -> Option<Problem> {
 }
 
 /// Rocket's own errors (no route, wrong method, body over the limit, a failed guard) as
-/// problems. A 404 on a path that has routes for other methods is a 405 with `Allow`.
+/// problems. A 404 on a path that has routes for other methods is a 405 with `Allow`, and
+/// so is a method Rocket cannot parse on such a path.
 #[catch(default)]
 fn default_catcher(status: Status, req: &Request<'_>) -> Built {
     if let Some(problem) = kept_problem(req, status) {
         return Built(problem_response(&problem));
     }
-    let allowed = (status == Status::NotFound)
-        .then(|| crate::http::methods::not_allowed(req))
-        .flatten();
+    let allowed = match status.code {
+        // 422: a path segment another route could not parse (`GET /api/admin/audit/verify`
+        // tried as `/api/admin/audit/<id>`), on a path whose own routes lack the method.
+        404 | 422 => crate::http::methods::not_allowed(req),
+        400 if !crate::http::was_dispatched(req) => crate::http::methods::unknown_method(req),
+        _ => None,
+    };
     let status = if allowed.is_some() {
         Status::MethodNotAllowed
     } else {
@@ -273,7 +278,9 @@ fn default_catcher(status: Status, req: &Request<'_>) -> Built {
         404 => "no resource at this path",
         405 => "this method is not allowed here; the Allow header lists the ones that are",
         413 => "request body is larger than the limit",
-        422 => "the request body does not have the expected shape",
+        422 => {
+            "the request does not have the expected shape (a path segment, query parameter or body)"
+        }
         400 => "the request is malformed",
         401 => "authentication is required",
         429 => "too many requests; try again after Retry-After seconds",

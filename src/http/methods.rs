@@ -59,15 +59,39 @@ fn template_matches(template: &str, segments: &[&str]) -> bool {
     matched == segments.len()
 }
 
+/// How literally a template names a path, segment by segment (a literal beats a
+/// parameter, which beats a trailing `<..>`): of the routes matching a path, only the most
+/// specific ones are its resource. `POST /api/admin/audit/verify` is one resource and
+/// `GET /api/admin/audit/<id>` another, though `<id>` would match `verify` too.
+fn specificity(template: &str) -> Vec<u8> {
+    let template = template.strip_prefix('/').unwrap_or(template);
+    template
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .map(
+            |part| match (part.starts_with('<'), part.ends_with("..>")) {
+                (false, _) => 2,
+                (true, false) => 1,
+                (true, true) => 0,
+            },
+        )
+        .collect()
+}
+
 /// The methods the routes for this request's path answer, in [`ORDER`] with `HEAD` for
 /// `GET` and `OPTIONS` always; empty when no route has the path.
 pub fn allowed_methods(req: &Request<'_>) -> Vec<Method> {
     let segments: Vec<&str> = req.uri().path().segments().collect();
-    let found: Vec<Method> = req
+    let matching: Vec<&Route> = req
         .rocket()
         .routes()
         .filter(|r| (LOWEST_RESOURCE_RANK..FALLBACK).contains(&r.rank))
         .filter(|r| template_matches(r.uri.path(), &segments))
+        .collect();
+    let best = matching.iter().map(|r| specificity(r.uri.path())).max();
+    let found: Vec<Method> = matching
+        .iter()
+        .filter(|r| Some(specificity(r.uri.path())) == best)
         .map(|r| r.method)
         .collect();
     if found.is_empty() {
@@ -93,6 +117,19 @@ pub fn allow_header(methods: &[Method]) -> Header<'static> {
 pub fn not_allowed(req: &Request<'_>) -> Option<Vec<Method>> {
     let methods = allowed_methods(req);
     (!methods.is_empty() && !methods.contains(&req.method())).then_some(methods)
+}
+
+/// For a request Rocket could not parse and answered 400 before any route or fairing ran:
+/// the methods of its path when it names a known one. Rocket 0.5 knows only the methods of
+/// RFC 9110 and PATCH; for any other (`QUERY`, `PROPFIND`, ...) it keeps the path and
+/// passes `GET` as the method, so the path is all there is to go on. An unparseable target
+/// reaches here as `/`, which is why `/` keeps the 400.
+pub fn unknown_method(req: &Request<'_>) -> Option<Vec<Method>> {
+    if req.uri().path() == "/" {
+        return None;
+    }
+    let methods = allowed_methods(req);
+    (!methods.is_empty()).then_some(methods)
 }
 
 /// 204 with `Allow` on a known path; a 404 (the default catcher) elsewhere.
@@ -135,5 +172,13 @@ mod tests {
         assert!(!m("/admin/<path..>", &["api"]));
         assert!(m("/", &[]));
         assert!(!m("/", &["x"]));
+    }
+
+    #[test]
+    fn a_literal_segment_is_more_specific_than_a_parameter() {
+        let literal = specificity("/api/admin/audit/verify");
+        assert!(literal > specificity("/api/admin/audit/<id>"));
+        assert!(specificity("/admin/<path..>") < specificity("/admin/api/login"));
+        assert!(specificity("/api/admin/audit/<id>") > specificity("/api/<path..>"));
     }
 }

@@ -40,6 +40,16 @@ struct RequestIds {
 
 struct Started(Instant);
 
+/// Set by [`HttpBasics`] on every request Rocket dispatches. A request whose request line
+/// Rocket cannot parse (a method it does not know, such as `QUERY`) skips the fairings and
+/// reaches the 400 catcher directly, without it.
+struct Dispatched(bool);
+
+/// Whether Rocket parsed this request and dispatched it (see [`Dispatched`]).
+pub(crate) fn was_dispatched(req: &Request<'_>) -> bool {
+    req.local_cache(|| Dispatched(false)).0
+}
+
 /// The user a request acted as, recorded by the auth guard for the request log.
 pub(crate) struct LoggedUser(pub Option<String>);
 
@@ -86,6 +96,7 @@ impl Fairing for HttpBasics {
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
         req.local_cache(|| Started(Instant::now()));
+        req.local_cache(|| Dispatched(true));
         request_ids(req);
     }
 

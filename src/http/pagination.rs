@@ -22,7 +22,7 @@ impl Cursor for i64 {
 /// An opaque key (an email, an id) of at most 64 characters.
 impl Cursor for String {
     fn parse(text: &str) -> Option<String> {
-        (text.len() <= 64).then(|| text.to_owned())
+        (text.chars().count() <= 64).then(|| text.to_owned())
     }
     fn render(&self) -> String {
         self.clone()

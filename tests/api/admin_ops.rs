@@ -204,6 +204,18 @@ async fn the_audit_log_is_filtered_read_row_by_row_and_verified() {
     cget(&app, "/admin/api/audit/abc", &cookie)
         .await
         .assert_problem(404);
+    // `verify` is not a row id, and the path is the verify route's, which only takes POST.
+    cget(&app, "/admin/api/audit/verify", &cookie)
+        .await
+        .assert_problem(405);
+    // A `+` left unencoded arrives as a space; it is read back as the offset's `+`.
+    let unencoded = cget(
+        &app,
+        "/admin/api/audit?from=2026-01-01T00:00:00+01:00",
+        &cookie,
+    )
+    .await;
+    assert_eq!(unencoded.status.code, 200, "{}", unencoded.body);
     cget(&app, "/admin/api/audit?from=yesterday", &cookie)
         .await
         .assert_problem(422);

@@ -29,6 +29,7 @@ pub struct ChangePasswordRequest {
     #[schema(
         min_length = 8,
         max_length = 128,
+        pattern = "^[\\s\\S]*\\S[\\s\\S]*$",
         example = "violet kettle 9 tambourine"
     )]
     pub new_password: String,

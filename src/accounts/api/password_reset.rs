@@ -28,6 +28,7 @@ const RESET_REQUESTED: &str = "if an account exists for that address, a reset li
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailRequest {
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
     pub email: String,
 }
 
@@ -38,6 +39,7 @@ pub struct ResetPasswordRequest {
     #[schema(
         min_length = 8,
         max_length = 128,
+        pattern = "^[\\s\\S]*\\S[\\s\\S]*$",
         example = "violet kettle 9 tambourine"
     )]
     pub new_password: String,

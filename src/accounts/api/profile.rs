@@ -20,8 +20,23 @@ use crate::state::App;
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
     /// Absent: unchanged; empty string: cleared.
+    #[schema(
+        max_length = 100,
+        pattern = "^(?:|[^\\n\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\n\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*)$",
+        example = "Ada"
+    )]
     pub display_name: Option<String>,
+    #[schema(
+        max_length = 1000,
+        pattern = "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub bio: Option<String>,
+    /// An absolute http(s) URL; empty string: cleared.
+    #[schema(
+        max_length = 2048,
+        pattern = "^(?:|[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,4})?(?:/[A-Za-z0-9._~/-]*)?(?:\\?[A-Za-z0-9._~=&-]*)?)$",
+        example = "https://cdn.example.com/ada.png"
+    )]
     pub avatar_url: Option<String>,
     /// A JSON object of at most 16 KiB; replaces the stored one.
     #[schema(value_type = Option<Object>)]

@@ -28,13 +28,14 @@ pub struct RegisterRequest {
     #[schema(
         min_length = 8,
         max_length = 128,
+        pattern = "^[\\s\\S]*\\S[\\s\\S]*$",
         example = "violet kettle 9 tambourine"
     )]
     pub password: String,
     #[schema(
         min_length = 1,
         max_length = 100,
-        pattern = "^[^\\n]*\\S[^\\n]*$",
+        pattern = "^[^\\n\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\n\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]*$",
         example = "Ada"
     )]
     pub display_name: Option<String>,

@@ -36,21 +36,23 @@ fn text(value: &str) -> Result<String, String> {
     line(value, MAX_ID_LEN).map(|()| value.to_owned())
 }
 
+/// An RFC 3339 time; a `+` of an offset left unencoded in the query arrives as a space.
 fn time(value: &str) -> Result<i64, String> {
     rfc3339_millis(value)
+        .or_else(|| rfc3339_millis(&value.replace(' ', "+")))
         .ok_or_else(|| "must be an RFC 3339 time such as 2026-01-31T00:00:00Z".into())
 }
 
 /// Audit rows, newest first, filtered.
 #[utoipa::path(get, path = "/api/admin/audit", tag = "admin", security(("bearer" = [])),
     params(
-        ("actor" = Option<String>, Query, max_length = 255, description = "Rows by this user id"),
-        ("target" = Option<String>, Query, max_length = 255, description = "Rows about this id"),
-        ("action" = Option<String>, Query, max_length = 255, description = "An action prefix, e.g. `admin.`"),
-        ("from" = Option<String>, Query, description = "RFC 3339: rows at or after"),
-        ("to" = Option<String>, Query, description = "RFC 3339: rows before"),
+        ("actor" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "Rows by this user id"),
+        ("target" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "Rows about this id"),
+        ("action" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "An action prefix, e.g. `admin.`"),
+        ("from" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?(Z|[+ -]([01][0-9]|2[0-3]):[0-5][0-9])$", description = "RFC 3339: rows at or after"),
+        ("to" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?(Z|[+ -]([01][0-9]|2[0-3]):[0-5][0-9])$", description = "RFC 3339: rows before"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?0*[1-9][0-9]{0,17}$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "One page of rows", body = AuditPage),
@@ -107,10 +109,10 @@ pub async fn list(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such row", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The id is not a 64-bit integer", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/audit/<id>")]
-pub async fn one(app: &State<App>, _admin: AdminUser, id: &str) -> ApiResult<Json<AuditDetail>> {
-    let id: i64 = id.parse().map_err(|_| ApiError::NotFound)?;
+pub async fn one(app: &State<App>, _admin: AdminUser, id: i64) -> ApiResult<Json<AuditDetail>> {
     let row = app
         .db
         .read(move |c| Ok::<_, ApiError>(audit::one(c, id)?))

@@ -30,16 +30,19 @@ pub struct QueuePage {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "the proof link shows someone else's account"}))]
 pub struct RejectRequest {
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: String,
 }
 
 /// The review queue: pending claims first (oldest first), then reviewed ones (newest first).
 #[utoipa::path(get, path = "/api/admin/claims", tag = "admin", security(("bearer" = [])),
     params(
-        ("status" = Option<String>, Query, description = "pending, approved or rejected; absent: all"),
+        ("status" = Option<String>, Query, pattern = "^(pending|approved|rejected)$", description = "pending, approved or rejected; absent: all"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?0*[01]_[+-]?[0-9]{1,18}_[!-~]{1,128}$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "One page of claims", body = QueuePage),

@@ -15,7 +15,7 @@ use crate::state::App;
     params(
         ("user_id" = Option<String>, Query, description = "Only this user's shortfalls (and total)"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?0*[1-9][0-9]{0,17}$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "Shortfalls", body = ShortfallsResponse),

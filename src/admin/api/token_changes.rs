@@ -30,9 +30,13 @@ use crate::tokens::{check_amount, grant_by_admin};
 pub struct GrantRequest {
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount: i64,
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: String,
     /// RFC 3339, in the future; the granted tokens expire then. Absent: never.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -43,7 +47,10 @@ pub struct AdjustRequest {
     /// How many tokens to take away (positive).
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount: i64,
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: String,
 }
 
@@ -51,7 +58,10 @@ pub struct AdjustRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "the job crashed and never settled"}))]
 pub struct ReleaseRequest {
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: String,
 }
 

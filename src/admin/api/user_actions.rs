@@ -25,7 +25,10 @@ use crate::state::App;
 #[schema(example = json!({"reason": "chargeback fraud"}))]
 pub struct DisableRequest {
     /// Why (kept in the audit log).
-    #[schema(min_length = 1, max_length = 500)]
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub reason: String,
 }
 
@@ -33,7 +36,7 @@ pub struct DisableRequest {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "cleared by support"}))]
 pub struct EnableRequest {
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub reason: Option<String>,
 }
 

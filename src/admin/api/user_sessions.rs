@@ -21,6 +21,7 @@ use crate::platform::ids::SessionId;
 use crate::state::App;
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AdminSessionsResponse)]
 pub struct SessionsResponse {
     pub sessions: Vec<AdminSessionView>,
 }
@@ -134,7 +135,7 @@ pub async fn revoke_all_sessions(
     params(
         ("id" = String, Path, description = "The user id"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?0*[1-9][0-9]{0,17}$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "One page of audit rows", body = AuditPage),

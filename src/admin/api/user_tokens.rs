@@ -114,7 +114,7 @@ pub async fn tokens(
     params(
         ("id" = String, Path, description = "The user id"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?0*[1-9][0-9]{0,17}$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "One page of ledger rows", body = LedgerPage),
@@ -163,7 +163,7 @@ pub async fn lots(app: &State<App>, _admin: AdminUser, id: &str) -> ApiResult<Js
 #[utoipa::path(get, path = "/api/admin/users/{id}/holds", tag = "admin", security(("bearer" = [])),
     params(
         ("id" = String, Path, description = "The user id"),
-        ("status" = Option<String>, Query, description = "open, captured, released or expired"),
+        ("status" = Option<String>, Query, pattern = "^(open|captured|released|expired)$", description = "open, captured, released or expired"),
     ),
     responses(
         (status = 200, description = "Holds", body = HoldsResponse),

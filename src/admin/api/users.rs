@@ -77,10 +77,10 @@ fn filter(
 /// Users, newest first, searched and filtered (admins only).
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])),
     params(
-        ("q" = Option<String>, Query, max_length = 254, description = "Part of the email or display name, or an exact user id"),
+        ("q" = Option<String>, Query, max_length = 254, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "Part of the email or display name, or an exact user id"),
         ("email" = Option<String>, Query, max_length = 254, description = "Part of the email (older name of `q`)"),
-        ("role" = Option<String>, Query, description = "user or admin"),
-        ("status" = Option<String>, Query, description = "active or disabled"),
+        ("role" = Option<String>, Query, pattern = "^(user|admin)$", description = "user or admin"),
+        ("status" = Option<String>, Query, pattern = "^(active|disabled)$", description = "active or disabled"),
         ("verified" = Option<bool>, Query, description = "Only users whose email is (true) or is not (false) verified"),
         ("locked" = Option<bool>, Query, description = "Only users locked (true) or not locked (false) by failed logins"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Page size, 1 to 200 (default 50)"),

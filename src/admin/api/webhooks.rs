@@ -41,11 +41,11 @@ fn short(text: &str) -> Result<String, String> {
 /// Stored events, newest first, by status, type and object.
 #[utoipa::path(get, path = "/api/admin/webhooks", tag = "admin", security(("bearer" = [])),
     params(
-        ("status" = Option<String>, Query, description = "pending, processing, processed, ignored or failed"),
-        ("type" = Option<String>, Query, max_length = 255, description = "An event type, e.g. invoice.paid"),
-        ("object" = Option<String>, Query, max_length = 255, description = "The id of the event's object"),
+        ("status" = Option<String>, Query, pattern = "^(pending|processing|processed|ignored|failed)$", description = "pending, processing, processed, ignored or failed"),
+        ("type" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "An event type, e.g. invoice.paid"),
+        ("object" = Option<String>, Query, max_length = 255, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$", description = "The id of the event's object"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?[0-9]{1,18}_[!-~]{1,255}$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "One page of events", body = EventPage),

@@ -23,6 +23,7 @@ use crate::state::App;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
+    #[schema(pattern = "^[!-~]{1,64}$", example = "pro")]
     pub plan_id: String,
     /// Where Checkout returns after payment (default: `billing_success_url`); must be on an
     /// allowed origin. `session_id={CHECKOUT_SESSION_ID}` is appended unless present.

@@ -27,6 +27,7 @@ use crate::state::App;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseRequest {
+    #[schema(pattern = "^[!-~]{1,64}$", example = "pack_small")]
     pub pack_id: String,
     /// Default: `billing_success_url`; allowed origins only.
     pub success_url: Option<String>,

@@ -24,9 +24,14 @@ use crate::state::App;
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     /// The paid plan to move to.
+    #[schema(pattern = "^[!-~]{1,64}$", example = "pro")]
     pub plan_id: String,
     /// `create_prorations` (default: credit and charge the difference on the next invoice),
     /// `none`, or `always_invoice` (charge the difference now; a declined card refuses the change with 402).
+    #[schema(
+        pattern = "^(create_prorations|none|always_invoice)$",
+        example = "create_prorations"
+    )]
     pub proration: Option<String>,
 }
 

@@ -94,8 +94,8 @@ async fn run(
 /// The caller's tokens spent (per day or feature) and earned (per source) over a range.
 #[utoipa::path(get, path = "/api/tokens/analytics", tag = "tokens", security(("bearer" = [])),
     params(
-        ("from" = Option<String>, Query, description = "YYYY-MM-DD (start of that UTC day) or RFC 3339; default 30 days before `to`"),
-        ("to" = Option<String>, Query, description = "YYYY-MM-DD (end of that UTC day, inclusive) or RFC 3339 (exclusive); default the end of today (UTC). At most 366 days after `from`"),
+        ("from" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?(Z|[+ -]([01][0-9]|2[0-3]):[0-5][0-9]))?$", description = "YYYY-MM-DD (start of that UTC day) or RFC 3339; default 30 days before `to`"),
+        ("to" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?(Z|[+ -]([01][0-9]|2[0-3]):[0-5][0-9]))?$", description = "YYYY-MM-DD (end of that UTC day, inclusive) or RFC 3339 (exclusive); default the end of today (UTC). At most 366 days after `from`"),
         ("group_by" = Option<String>, Query, pattern = "^(day|feature)$", description = "day (default) or feature"),
     ),
     responses(
@@ -117,8 +117,8 @@ pub async fn my_analytics(
 /// The same report across all users (admins only).
 #[utoipa::path(get, path = "/api/admin/analytics", tag = "admin", security(("bearer" = [])),
     params(
-        ("from" = Option<String>, Query, description = "YYYY-MM-DD (start of that UTC day) or RFC 3339; default 30 days before `to`"),
-        ("to" = Option<String>, Query, description = "YYYY-MM-DD (end of that UTC day, inclusive) or RFC 3339 (exclusive); default the end of today (UTC). At most 366 days after `from`"),
+        ("from" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?(Z|[+ -]([01][0-9]|2[0-3]):[0-5][0-9]))?$", description = "YYYY-MM-DD (start of that UTC day) or RFC 3339; default 30 days before `to`"),
+        ("to" = Option<String>, Query, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,9})?(Z|[+ -]([01][0-9]|2[0-3]):[0-5][0-9]))?$", description = "YYYY-MM-DD (end of that UTC day, inclusive) or RFC 3339 (exclusive); default the end of today (UTC). At most 366 days after `from`"),
         ("group_by" = Option<String>, Query, pattern = "^(day|feature)$", description = "day (default) or feature"),
     ),
     responses(

@@ -29,7 +29,7 @@ pub struct ClaimPage {
     params(
         ("status" = Option<String>, Query, pattern = "^(pending|approved|rejected)$", description = "pending, approved or rejected; absent: all"),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?[0-9]{1,18}_[!-~]{1,128}$", description = "`next_cursor` of the previous page"),
     ),
     responses(
         (status = 200, description = "One page of claims", body = ClaimPage),

@@ -23,10 +23,18 @@ use crate::tokens::ops::{self, Recipient};
 pub struct AddRequest {
     /// The recipient, by id or by email (exactly one).
     pub user_id: Option<String>,
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
+    #[schema(minimum = 1, maximum = 1_000_000_000, example = 500)]
     pub amount: i64,
+    #[schema(
+        max_length = 500,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        example = "goodwill after an outage"
+    )]
     pub reason: String,
-    /// RFC 3339; the tokens expire then. Absent: never.
+    /// RFC 3339, in the future; the tokens expire then. Absent: never.
+    #[schema(format = DateTime, example = "2030-01-31T00:00:00Z")]
     pub expires_at: Option<String>,
 }
 

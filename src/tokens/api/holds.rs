@@ -22,9 +22,13 @@ use crate::tokens::store;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
+    #[schema(minimum = 1, maximum = 1_000_000_000, example = 14)]
     pub amount: i64,
+    /// One of the configured features (`token_features`).
+    #[schema(example = "text_to_speech")]
     pub feature: String,
     /// How long the reservation lasts (default 600, at most `hold_max_ttl_secs`).
+    #[schema(minimum = 1, example = 600)]
     pub ttl_seconds: Option<u64>,
 }
 
@@ -40,6 +44,7 @@ pub struct HoldResponse {
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// 0 to the reserved amount; the rest returns to the balance.
+    #[schema(minimum = 0, maximum = 1_000_000_000, example = 10)]
     pub amount: i64,
 }
 

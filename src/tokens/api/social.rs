@@ -30,10 +30,17 @@ pub struct TasksResponse {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimRequest {
+    #[schema(pattern = "^[ -~]{1,128}$", example = "follow_x")]
     pub task_id: String,
     /// An http(s) link to the follow, share or post.
+    #[schema(
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,4})?(?:/[A-Za-z0-9._~/-]*)?(?:\\?[A-Za-z0-9._~=&-]*)?$",
+        example = "https://x.com/ada/status/1"
+    )]
     pub proof_url: String,
     /// The caller's handle on the platform (`@` optional); one account per handle and task.
+    #[schema(pattern = "^@?[A-Za-z0-9_.-]{1,64}$", example = "@ada")]
     pub handle: Option<String>,
 }
 

@@ -20,9 +20,12 @@ use crate::tokens::store;
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UseRequest {
+    #[schema(minimum = 1, maximum = 1_000_000_000, example = 14)]
     pub amount: i64,
     /// One of the configured features (`token_features`).
+    #[schema(example = "text_to_speech")]
     pub feature: String,
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub description: Option<String>,
     /// A JSON object of at most 4 KiB, kept on the ledger row.
     #[schema(value_type = Option<Object>)]

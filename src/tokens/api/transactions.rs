@@ -24,7 +24,7 @@ pub struct TransactionPage {
 #[utoipa::path(get, path = "/api/tokens/transactions", tag = "tokens", security(("bearer" = [])),
     params(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "1 to 200, default 50"),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("cursor" = Option<String>, Query, pattern = "^[+]?0*[1-9][0-9]{0,17}$", description = "`next_cursor` of the previous page"),
         ("type" = Option<String>, Query, pattern = "^(grant|spend|hold|hold_release|expire|clawback)$", description = "grant, spend, hold, hold_release, expire or clawback"),
     ),
     responses(

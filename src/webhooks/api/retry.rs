@@ -19,6 +19,12 @@ use crate::webhooks::store::RequeueError;
 #[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     /// One failed or ignored event; absent: every failed event.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$",
+        example = "evt_1"
+    )]
     pub event_id: Option<String>,
 }
 
@@ -63,7 +69,7 @@ async fn read_request(body: Data<'_>) -> ApiResult<RetryRequest> {
 /// Requeue one failed or ignored event, or every failed one, for the worker to process
 /// again now. Attempts restart from 0; the last error stays visible until the next
 /// attempt. Audited as `webhooks.retry`. An empty body means `{}`.
-#[utoipa::path(post, path = "/api/webhooks/retry", tag = "webhooks", security(("bearer" = [])), request_body = RetryRequest,
+#[utoipa::path(post, path = "/api/webhooks/retry", tag = "webhooks", security(("bearer" = [])), request_body(content = Option<RetryRequest>, description = "Optional; an empty body means `{}`"),
     responses(
         (status = 200, description = "Requeued", body = RetryResponse),
         (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
