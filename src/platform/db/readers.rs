@@ -77,5 +77,8 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     conn.execute_batch(
         "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;",
     )?;
+    // A first read opens the WAL and its index now: when the process later runs out of
+    // descriptors (an idle-socket flood), reads still have every file they need.
+    conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
     Ok(conn)
 }
