@@ -108,3 +108,14 @@ pub fn last_audit(app: &TestApp) -> (String, Option<String>, Option<String>, Val
         )
         .unwrap()
 }
+
+/// The newest audit row: (action, actor, target, ip, user agent).
+pub fn last_audit_row(app: &TestApp) -> (String, String, String, String, String) {
+    app.db()
+        .query_row(
+            "SELECT action, actor_user_id, target_id, ip, user_agent FROM audit_logs ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .unwrap()
+}

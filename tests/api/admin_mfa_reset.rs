@@ -6,30 +6,13 @@ use serde_json::{Value, json};
 
 use crate::admin_helpers::*;
 use crate::helpers::*;
-use crate::mfa::{code_at, now_secs};
+use crate::mfa;
 
 const ADA: &str = "ada@example.com";
 
-/// Setup and confirm for the caller of `token`: its recovery codes.
+/// Setup and confirm for the caller of `token` (the MFA tests' flow): its recovery codes.
 async fn enrol(app: &TestApp, token: &str) -> Vec<String> {
-    let setup = app
-        .post(
-            "/api/auth/mfa/totp/setup",
-            json!({ "password": PASSWORD }),
-            Some(token),
-        )
-        .await;
-    assert_eq!(setup.status, Status::Ok, "{}", setup.body);
-    let code = code_at(setup.body["secret"].as_str().unwrap(), now_secs(app));
-    let confirm = app
-        .post(
-            "/api/auth/mfa/totp/confirm",
-            json!({ "code": code }),
-            Some(token),
-        )
-        .await;
-    assert_eq!(confirm.status, Status::Ok, "{}", confirm.body);
-    serde_json::from_value(confirm.body["recovery_codes"].clone()).unwrap()
+    mfa::enrol(app, token).await.1
 }
 
 async fn detail(app: &TestApp, token: &str, id: &str) -> Value {
@@ -104,14 +87,7 @@ async fn an_admin_resets_a_users_two_factor_sign_in_from_the_console_and_it_is_a
     assert_eq!(reply.body["mfa_enabled"], false, "{}", reply.body);
     assert_eq!(reply.body["mfa"]["enabled"], false);
 
-    let row: (String, String, String, String, String) = app
-        .db()
-        .query_row(
-            "SELECT action, actor_user_id, target_id, ip, user_agent FROM audit_logs ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .unwrap();
+    let row = last_audit_row(&app);
     assert_eq!(
         row,
         (

@@ -378,14 +378,7 @@ async fn an_admin_action_is_audited_with_the_admin_their_address_and_user_agent(
         .remote("198.51.100.7:5000".parse().unwrap())
         .body("{}");
     assert_eq!(request.dispatch().await.status(), Status::Ok);
-    let row: (String, String, String, String, String) = app
-        .db()
-        .query_row(
-            "SELECT action, actor_user_id, target_id, ip, user_agent FROM audit_logs ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
-        .unwrap();
+    let row = last_audit_row(&app);
     assert_eq!(
         row,
         (

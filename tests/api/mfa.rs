@@ -32,7 +32,7 @@ fn boundary_after(app: &TestApp, ahead: u64) -> u64 {
 }
 
 /// Setup and confirm for the caller of `token`: (secret, recovery codes, every response body).
-async fn enrol(app: &TestApp, token: &str) -> (String, Vec<String>, Vec<String>) {
+pub async fn enrol(app: &TestApp, token: &str) -> (String, Vec<String>, Vec<String>) {
     let setup = app
         .post(
             "/api/auth/mfa/totp/setup",
