@@ -64,13 +64,16 @@ def ensure_tools(skip_build):
     version = subprocess.run([pocketbase, "--version"], capture_output=True, text=True).stdout
     if POCKETBASE_VERSION not in version:
         sys.exit(f"{pocketbase} is not {POCKETBASE_VERSION}: {version.strip()}")
+    ceilings = os.path.join(BENCH, "ceilings", "target")
     if not skip_build:
         print("building: cargo build --release (audiostudio, bench/ceilings)", flush=True)
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        # In their own target dir whatever CARGO_TARGET_DIR says, so they are found below.
         subprocess.run(["cargo", "build", "--release", "--quiet", "--manifest-path",
-                        os.path.join(BENCH, "ceilings", "Cargo.toml")], cwd=ROOT, check=True)
+                        os.path.join(BENCH, "ceilings", "Cargo.toml")], cwd=ROOT, check=True,
+                       env={**os.environ, "CARGO_TARGET_DIR": ceilings})
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    ceilings = os.path.join(BENCH, "ceilings", "target", "release")
+    ceilings = os.path.join(ceilings, "release")
     return os.path.join(target, "release", "audiostudio"), pocketbase, ceilings
 
 
@@ -131,6 +134,9 @@ class Server:
                 raise SystemExit(f"{name} did not start; see {cwd}/{name}.log")
             time.sleep(0.002)
         self.start_ms = (time.perf_counter() - started) * 1000
+        # Idle: a second after it first answered, once start-up work has finished
+        # (audiostudio's timing-equaliser hash runs in the background at start).
+        time.sleep(1)
         self.idle_rss = kib(self.proc.pid, "VmRSS")
 
     def peak_rss(self):
@@ -202,14 +208,18 @@ def median(runs, key):
 def clean_env(extra):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ROCKET_", "AUDIOSTUDIO_"))
-           and k not in ("JWT_SECRET", "SMTP_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")}
-    env["RUST_LOG"] = "warn"
+           and k not in ("JWT_SECRET", "SMTP_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET",
+                         "RUST_LOG")}
+    # No RUST_LOG: audiostudio runs on its default filter, which logs a line per request
+    # (to the log file in the work dir), as it does for its users.
     env.update(extra)
     return env
 
 
-def start_audiostudio(binary, workdir):
-    data = os.path.join(workdir, "as-data")
+def start_audiostudio(binary, workdir, data=None, provision=True, extra=None):
+    """The server on `data` (a fresh dir unless given), with the benchmark user created and
+    granted tokens when `provision`, and `extra` settings in its environment."""
+    data = data or os.path.join(workdir, "as-data")
     port = free_port()
     env = clean_env({
         "ROCKET_PORT": str(port),
@@ -223,9 +233,11 @@ def start_audiostudio(binary, workdir):
         # Attempts in flight count toward the per-account lockout: 16 concurrent logins to
         # one account would lock it. The benchmark measures hashing, not the lockout.
         "ROCKET_LOGIN_MAX_FAILURES": "1000000",
+        **(extra or {}),
     })
-    for args, stdin in ((["users", "create", "--email", EMAIL], PASSWORD + "\n"),
-                        (["tokens", "grant", EMAIL, str(GRANT), "--reason", "benchmark"], "")):
+    steps = ((["users", "create", "--email", EMAIL], PASSWORD + "\n"),
+             (["tokens", "grant", EMAIL, str(GRANT), "--reason", "benchmark"], ""))
+    for args, stdin in steps if provision else ():
         out = subprocess.run([binary, "--data-dir", data, *args], input=stdin, env=env,
                              capture_output=True, text=True, timeout=120)
         if out.returncode != 0:

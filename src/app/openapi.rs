@@ -178,3 +178,20 @@ fn rate_limited() -> Response {
     );
     response
 }
+
+/// The document as served: serialized once at start. (utoipa-swagger-ui's own route keeps
+/// the document as a tree, clones it for each request, and Rocket keeps several copies
+/// of its handler: about 7 MiB of an idle server's heap.)
+pub struct Served(String);
+
+impl Served {
+    pub fn new(document: &utoipa::openapi::OpenApi) -> anyhow::Result<Served> {
+        Ok(Served(serde_json::to_string(document)?))
+    }
+}
+
+/// `GET /api/openapi.json`.
+#[rocket::get("/api/openapi.json")]
+pub fn serve(served: &rocket::State<Served>) -> (rocket::http::ContentType, &str) {
+    (rocket::http::ContentType::JSON, &served.0)
+}

@@ -1,7 +1,7 @@
 //! Password policy and argon2id hashing, off the async executor with bounded concurrency and memory.
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock, Mutex, Once, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, Once, OnceLock, PoisonError};
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{
@@ -52,19 +52,27 @@ pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
     memory: Arc<Memory>,
-    /// Verified against when the account does not exist, so timing reveals nothing.
-    dummy_hash: Arc<str>,
+    /// Verified against when the account does not exist, so timing reveals nothing. Made
+    /// by a thread of its own at start (a hash costs as much as a login), so the server
+    /// answers without waiting for it; a login that comes first waits for it instead.
+    dummy_hash: Arc<OnceLock<String>>,
 }
 
 impl PasswordHasher {
     pub fn new(params: Params, concurrency: usize) -> anyhow::Result<PasswordHasher> {
         return_freed_memory_to_the_system();
-        let dummy_hash = hash_blocking(&params, "not a real password, only for timing")?;
+        let dummy_hash = Arc::new(OnceLock::new());
+        let (dummy, dummy_params) = (dummy_hash.clone(), params.clone());
+        std::thread::Builder::new()
+            .name("dummy-hash".into())
+            .spawn(move || {
+                dummy.get_or_init(|| make_dummy_hash(&dummy_params));
+            })?;
         Ok(PasswordHasher {
             memory: Arc::new(Memory::new(&params)),
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: dummy_hash.into(),
+            dummy_hash,
         })
     }
 
@@ -86,8 +94,10 @@ impl PasswordHasher {
     ) -> Result<Verified, ApiError> {
         let (params, memory) = (self.params.clone(), self.memory.clone());
         let exists = stored.is_some();
-        let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let dummy = self.dummy_hash.clone();
         self.run(move || {
+            let stored =
+                stored.unwrap_or_else(|| dummy.get_or_init(|| make_dummy_hash(&params)).clone());
             let parsed = PasswordHash::new(&stored)
                 .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
             let current = Params::try_from(&parsed).ok();
@@ -231,6 +241,13 @@ pub fn hash_blocking(params: &Params, password: &str) -> anyhow::Result<String> 
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+}
+
+/// A hash of a password nobody has, at the current parameters. Hashing with parameters
+/// that built a `Params` does not fail; if it did, the empty string makes unknown-account
+/// logins fail as unreadable rather than pass.
+fn make_dummy_hash(params: &Params) -> String {
+    hash_blocking(params, "not a real password, only for timing").unwrap_or_default()
 }
 
 /// The server's hashes reuse pooled memory; the CLI's and the one-off buffers for hashes

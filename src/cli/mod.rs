@@ -169,7 +169,9 @@ fn init_logging(serving: bool) -> Option<tracing_appender::non_blocking::WorkerG
         Err(_) => !cfg!(debug_assertions),
     };
     let (writer, guard) = if serving {
+        // 8,192 lines absorb a burst (the default 128,000 would hold 4 MiB for good).
         let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .buffered_lines_limit(8192)
             .lossy(false)
             .finish(std::io::stderr());
         (BoxMakeWriter::new(writer), Some(guard))

@@ -663,6 +663,30 @@ async fn health_reports_version_and_schema() {
 }
 
 #[rocket::async_test]
+async fn health_turns_degraded_within_a_second_when_the_database_cannot_be_read() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/health", None).await.status, Status::Ok);
+    let rename = |from: &str, to: &str| {
+        app.db()
+            .execute_batch(&format!("ALTER TABLE {from} RENAME TO {to}"))
+            .unwrap();
+    };
+    rename("refinery_schema_history", "schema_history_away");
+    // A successful probe answers for up to a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let reply = app.get("/health", None).await;
+    assert_eq!(reply.status, Status::ServiceUnavailable, "{}", reply.body);
+    assert_eq!(reply.body["status"], "degraded");
+    assert_eq!(reply.body["database_reachable"], false);
+    assert!(reply.body["schema_version"].is_null(), "{}", reply.body);
+    // A failed probe is never reused: the recovery shows on the next request.
+    rename("schema_history_away", "refinery_schema_history");
+    let reply = app.get("/health", None).await;
+    assert_eq!(reply.status, Status::Ok, "{}", reply.body);
+    assert_eq!(reply.body["schema_version"], latest_migration());
+}
+
+#[rocket::async_test]
 async fn responses_carry_request_ids_and_security_headers() {
     let app = spawn_app().await;
     let reply = app.get("/nowhere", None).await;

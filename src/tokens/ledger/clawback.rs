@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::debit::{draw_lots, take_from_balance};
+use super::debit::{Taken, draw_lots, take_from_balance};
 use super::entry::{Entry, append};
 use super::expiry::expire_due;
 use super::kinds::TransactionKind;
@@ -46,7 +46,7 @@ pub fn claw_back(
     let taken = wanted.min(balance);
     let shortfall = wanted - taken;
     if taken > 0 {
-        take_from_balance(tx, user_id, taken, 0)?;
+        take_from_balance(tx, user_id, taken, Taken::Removed)?;
         let drawn = draw_for_clawback(tx, user_id, from_lot, taken, now)?;
         append(
             tx,

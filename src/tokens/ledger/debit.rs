@@ -29,9 +29,7 @@ pub fn debit(
 ) -> Result<TransactionView, LedgerError> {
     positive_amount(debit.amount)?;
     expire_due(tx, Some(debit.user_id.as_str()), now)?;
-    take_from_balance(tx, debit.user_id, debit.amount, 0)?;
-    tx.prepare_cached("UPDATE users SET lifetime_spent = lifetime_spent + ?2 WHERE id = ?1")?
-        .execute(params![debit.user_id, debit.amount])?;
+    take_from_balance(tx, debit.user_id, debit.amount, Taken::Spent)?;
     let lots = draw_lots(tx, debit.user_id, debit.amount, now)?;
     let (feature, amount) = (metrics::interned(debit.feature), debit.amount);
     db::after_commit(move || metrics::tokens_spent(feature, amount));
@@ -48,19 +46,38 @@ pub fn debit(
     )
 }
 
-/// `balance -= amount` (and `held += to_held`) only if the balance covers it.
+/// Where tokens taken from the balance go, for the running totals on `users`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Taken {
+    /// Spent: counted in `lifetime_spent`.
+    Spent,
+    /// Reserved by a hold: counted in `held_tokens` until it settles.
+    Held,
+    /// Taken back (a clawback): in neither.
+    Removed,
+}
+
+/// `balance -= amount`, with the running total `taken` names, only if the balance covers
+/// it: one statement, so the check and both figures move together.
 pub(super) fn take_from_balance(
     tx: &Transaction<'_>,
     user_id: &str,
     amount: i64,
-    to_held: i64,
+    taken: Taken,
 ) -> Result<(), LedgerError> {
+    let share = |kind| if taken == kind { amount } else { 0 };
     let changed = tx
         .prepare_cached(
-            "UPDATE users SET token_balance = token_balance - ?2, held_tokens = held_tokens + ?3
+            "UPDATE users SET token_balance = token_balance - ?2, held_tokens = held_tokens + ?3,
+                 lifetime_spent = lifetime_spent + ?4
              WHERE id = ?1 AND token_balance >= ?2",
         )?
-        .execute(params![user_id, amount, to_held])?;
+        .execute(params![
+            user_id,
+            amount,
+            share(Taken::Held),
+            share(Taken::Spent)
+        ])?;
     if changed == 1 {
         return Ok(());
     }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::debit::{draw_lots, return_to_lots, take_from_balance};
+use super::debit::{Taken, draw_lots, return_to_lots, take_from_balance};
 use super::entry::{Entry, append, lots_json};
 use super::expiry::expire_due;
 use super::kinds::{HoldStatus, TransactionKind};
@@ -76,7 +76,7 @@ pub fn create_hold(
 ) -> Result<HoldView, LedgerError> {
     positive_amount(amount)?;
     expire_due(tx, Some(user_id.as_str()), now)?;
-    take_from_balance(tx, user_id, amount, amount)?;
+    take_from_balance(tx, user_id, amount, Taken::Held)?;
     let lots = draw_lots(tx, user_id, amount, now)?;
     let id = HoldId::from(uuid::Uuid::now_v7().to_string());
     tx.execute(
