@@ -55,7 +55,8 @@ def seed(binary, data, env, rows):
     db.executemany(
         "INSERT INTO users (id, email, password_hash, email_verified_at, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        ((f"seeded-{i:06}", f"user{i:06}@example.com", hash_, now, now - i * 1000, now)
+        ((f"00000000-0000-7000-8000-{i:012}", f"user{i:06}@example.com", hash_, now,
+          now - i * 1000, now)
          for i in range(USERS)))
     start = compare.GRANT + rows
     lots = '[{"lot": %d, "amount": 1}]' % lot
@@ -72,7 +73,6 @@ def seed(binary, data, env, rows):
     db.execute("UPDATE token_lots SET remaining = remaining - ? WHERE id = ?", (rows, lot))
     db.commit()
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    db.execute("ANALYZE")
     db.close()
     return user
 
