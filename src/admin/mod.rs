@@ -106,6 +106,7 @@ pub fn stage(rocket: Rocket<Build>) -> Rocket<Build> {
         None => rocket,
     };
     rocket
+        .manage(overview::LastLedgerCheck::default())
         .mount("/api/admin", own_routes())
         .mount(console::BASE, console_routes())
         .mount("/admin", routes![ui::ui_index, ui::ui_asset])

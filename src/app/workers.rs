@@ -5,7 +5,7 @@ use std::time::Duration;
 use rocket::{Orbit, Rocket, Shutdown};
 
 use crate::state::App;
-use crate::{platform, tokens, webhooks};
+use crate::{admin, platform, tokens, webhooks};
 
 pub(super) fn start(rocket: &Rocket<Orbit>) {
     let Some(app) = rocket.state::<App>() else {
@@ -32,6 +32,17 @@ pub(super) fn start(rocket: &Rocket<Orbit>) {
         async move { tokens::sweep_due(&db, &clock).await }
     });
     webhooks::spawn_worker(rocket);
+    let every = app.settings.tokens.ledger_check_interval_secs;
+    if let (Some(last), true) = (
+        rocket.state::<admin::overview::LastLedgerCheck>(),
+        every > 0,
+    ) {
+        let (db, clock, last) = (app.db.clone(), app.clock.clone(), last.clone());
+        spawn_periodic(Duration::from_secs(every), rocket.shutdown(), move || {
+            let (db, clock, last) = (db.clone(), clock.clone(), last.clone());
+            async move { check_ledger(&db, clock.now_ms(), &last).await }
+        });
+    }
     let limits = app.limits.clone();
     spawn_periodic(Duration::from_secs(60), rocket.shutdown(), move || {
         limits.retain_recent();
@@ -55,4 +66,28 @@ where
             }
         }
     });
+}
+
+/// The ledger check (`audiostudio check`), its outcome kept for the console's overview.
+async fn check_ledger(
+    db: &platform::db::Db,
+    now: platform::clock::Millis,
+    last: &admin::overview::LastLedgerCheck,
+) {
+    match db
+        .read(|c| Ok::<_, platform::db::DbError>(tokens::ops::check(c)?))
+        .await
+    {
+        Ok((users, mismatches)) => {
+            if !mismatches.is_empty() {
+                tracing::error!(
+                    users,
+                    mismatches = mismatches.len(),
+                    "the ledger check found inconsistent users; run `audiostudio check`"
+                );
+            }
+            last.record(now, mismatches.is_empty());
+        }
+        Err(e) => tracing::warn!(error = %e, "the ledger check could not run"),
+    }
 }

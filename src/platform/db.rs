@@ -15,12 +15,13 @@ use std::time::Instant;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::platform::config::{Settings, ShutdownCheckpoint, Synchronous};
+use crate::platform::config::{Settings, ShutdownCheckpoint, Storage};
 use ::metrics::histogram;
 
 use crate::platform::metrics::{DB_COMMIT, DB_READ_WAIT, DB_WRITE_BATCH};
 
 mod after_commit;
+mod outside_checkpoint;
 mod readers;
 
 pub use after_commit::after_commit;
@@ -85,22 +86,20 @@ impl Db {
         let path = settings.database_path();
         // Before anything is created: the umask, a private directory, no file open to others.
         crate::platform::data_dir::prepare(&settings.storage.data_dir)?;
-        let mut writer = open_writer(&path, settings.storage.synchronous)?;
+        let mut writer = open_writer(&path, &settings.storage)?;
         let applied = migrate(&mut writer)?;
         Ok((Self::start(writer, &path, &settings.storage)?, applied))
     }
 
-    fn start(
-        writer: Connection,
-        path: &Path,
-        storage: &crate::platform::config::Storage,
-    ) -> anyhow::Result<Db> {
+    fn start(writer: Connection, path: &Path, storage: &Storage) -> anyhow::Result<Db> {
         let (pool_size, checkpoint) = (storage.read_pool_size, storage.wal_checkpoint_on_shutdown);
+        let outside =
+            outside_checkpoint::OutsideCheckpointer::watch(&writer, storage.wal_autocheckpoint);
         let readers = readers::Readers::start(path, pool_size)?;
         let (tx, rx) = mpsc::channel::<WriteJob>(WRITE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(writer, rx, checkpoint))?;
+            .spawn(move || run_writer(writer, rx, checkpoint, outside))?;
         Ok(Db {
             inner: Arc::new(Inner {
                 writer: Some(tx),
@@ -224,6 +223,7 @@ fn run_writer(
     mut conn: Connection,
     mut jobs: mpsc::Receiver<WriteJob>,
     checkpoint: ShutdownCheckpoint,
+    mut outside: Option<outside_checkpoint::OutsideCheckpointer>,
 ) {
     after_commit::enable_on_this_thread();
     while let Some(first) = jobs.blocking_recv() {
@@ -238,6 +238,9 @@ fn run_writer(
         commit_batch(&mut conn, batch);
         // Whatever the outcome, nothing queued by this batch outlives it.
         settle_after_commit(0, false);
+        if let Some(outside) = outside.as_mut() {
+            outside.make_room(&conn);
+        }
     }
     // By default the WAL folds back into the main file, so a stopped server leaves one clean
     // file. Under Litestream a TRUNCATE would reset the WAL under its read lock (waiting out
@@ -331,15 +334,18 @@ pub fn run_cached(conn: &Connection, statements: &[&str]) -> rusqlite::Result<()
 }
 
 /// Opens the single writer connection with every pragma set in one place.
-pub fn open_writer(path: &Path, synchronous: Synchronous) -> anyhow::Result<Connection> {
+pub fn open_writer(path: &Path, storage: &Storage) -> anyhow::Result<Connection> {
     let conn = Connection::open(path)
         .map_err(|e| anyhow::anyhow!("cannot open database {}: {e}", path.display()))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // temp_store = MEMORY: the statement journal of each job's savepoint stays in memory
     // instead of spilling to a temporary file (a pwrite per page) in a large group commit.
+    // wal_autocheckpoint = 0 leaves the checkpoints to Litestream: under a steady stream of
+    // writes, one after every commit keeps taking the checkpoint lock Litestream needs.
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;",
-        synchronous.pragma()
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = {};",
+        storage.synchronous.pragma(),
+        storage.wal_autocheckpoint
     ))?;
     Ok(conn)
 }
@@ -431,5 +437,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(five, 0);
+    }
+
+    /// The WAL's size in pages after 2,000 pages of commits on a writer opened with
+    /// `wal_autocheckpoint = pages`.
+    fn wal_pages_after_2000_written(pages: u32) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage {
+            wal_autocheckpoint: pages,
+            ..Storage::default()
+        };
+        let path = dir.path().join("t.db");
+        let conn = open_writer(&path, &storage).unwrap();
+        conn.execute_batch("CREATE TABLE t (v BLOB)").unwrap();
+        for _ in 0..20 {
+            conn.execute_batch(
+                "BEGIN;
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+                 INSERT INTO t SELECT randomblob(3900) FROM n;
+                 COMMIT;",
+            )
+            .unwrap();
+        }
+        let wal = std::fs::metadata(dir.path().join("t.db-wal"))
+            .unwrap()
+            .len();
+        wal / 4096
+    }
+
+    #[test]
+    fn wal_autocheckpoint_zero_leaves_the_wal_to_litestream_and_the_default_bounds_it() {
+        let bounded = wal_pages_after_2000_written(Storage::default().wal_autocheckpoint);
+        let unbounded = wal_pages_after_2000_written(0);
+        assert!(
+            bounded < 1300,
+            "default: the WAL restarts near 1000 pages, got {bounded}"
+        );
+        assert!(
+            unbounded > 1900,
+            "off: every page stays in the WAL, got {unbounded}"
+        );
     }
 }

@@ -269,6 +269,8 @@ async fn overview_system_checks_shortfalls_billing_and_analytics() {
     )
     .await;
     insert_event(&app, "evt_failed", "failed", "nothing.we.handle");
+    // The overview shows the newest ledger check (the server's periodic one, or this one).
+    cget(&app, "/admin/api/checks/ledger", &cookie).await;
     let overview = cget(&app, "/admin/api/overview", &cookie).await;
     assert_eq!(overview.status, Status::Ok, "{}", overview.body);
     assert_eq!(overview.body["alerts"]["failed_webhooks"], 1);
@@ -304,6 +306,12 @@ async fn overview_system_checks_shortfalls_billing_and_analytics() {
     let broken = cget(&app, "/admin/api/checks/ledger", &cookie).await;
     assert_eq!(broken.body["mismatches"][0]["user_id"], ada.as_str());
     assert_eq!(broken.body["mismatches"][0]["actual"], 7);
+    // The overview now shows that check: a mismatch, at the time it ran.
+    let overview = cget(&app, "/admin/api/overview", &cookie).await;
+    assert_eq!(
+        overview.body["alerts"]["last_ledger_check"],
+        json!({ "at": broken.body["checked_at"], "clean": false })
+    );
     let shortfalls = cget(
         &app,
         &format!("/admin/api/token-shortfalls?user_id={ada}"),
@@ -324,4 +332,32 @@ async fn overview_system_checks_shortfalls_billing_and_analytics() {
         .assert_problem(404);
     let analytics = cget(&app, "/admin/api/analytics", &cookie).await;
     assert_eq!(analytics.status, Status::Ok, "{}", analytics.body);
+}
+
+#[rocket::async_test]
+async fn the_server_runs_the_ledger_check_every_interval_for_the_overview() {
+    let app = spawn_app_with(|f| {
+        f.merge(rocket::figment::providers::Serialized::global(
+            "ledger_check_interval_secs",
+            1,
+        ))
+    })
+    .await;
+    let (cookie, _, _) = console_admin(&app).await;
+    let (_, ada) = user(&app, "ada@example.com").await;
+    app.db()
+        .execute("UPDATE users SET token_balance = 7 WHERE id = ?1", [&ada])
+        .unwrap();
+    // Nobody runs the check: the server's own run finds the mismatch within a few seconds.
+    let mut seen = serde_json::Value::Null;
+    for _ in 0..50 {
+        seen = cget(&app, "/admin/api/overview", &cookie).await.body["alerts"]["last_ledger_check"]
+            .clone();
+        if seen["clean"] == false {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen["clean"], false, "{seen}");
+    assert!(seen["at"].is_string(), "{seen}");
 }

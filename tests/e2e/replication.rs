@@ -224,7 +224,10 @@ fn replicate_kill_restore(make_replica: impl FnOnce(&Path) -> Replica) {
     let live_db = data_dir(dir.path()).join("audiostudio.db");
     let log_path = dir.path().join("litestream.log");
     let mut envs = LOAD_ENVS.to_vec();
+    // As the README tells an operator: never reset the WAL under Litestream, and leave
+    // the checkpoints to it.
     envs.push(("ROCKET_WAL_CHECKPOINT_ON_SHUTDOWN", "passive"));
+    envs.push(("ROCKET_WAL_AUTOCHECKPOINT", "0"));
     let server = Session::start(dir.path(), &envs, email);
     let log = std::fs::File::create(&log_path).unwrap();
     let mut replicate = litestream_command(&bin, &replica, &["replicate"], &config)
@@ -302,12 +305,16 @@ fn assert_nothing_older_lost(kind: &str, outcome: &Outcome, litestream_log: &str
         .map(|(_, at)| before_kill(at))
         .max();
     eprintln!(
-        "replication ({kind}): {} spends acknowledged; {} in the last {window:?} before the kill, {} of them lost; {} older ones lost; oldest lost acknowledged {lag:?} before the kill",
+        "replication ({kind}): {} spends acknowledged; {} in the last {window:?} before the kill, {} of them lost; {} older ones lost; oldest lost acknowledged {lag:?} before the kill; Litestream logged {} sync errors",
         outcome.acks.len(),
         recent.len(),
         lost_recent.len(),
-        lost_old.len()
+        lost_old.len(),
+        litestream_log.matches("sync error").count()
     );
+    for line in litestream_log.lines().filter(|l| l.contains("sync error")) {
+        eprintln!("  {line}");
+    }
     assert!(
         !old.is_empty(),
         "spends were acknowledged well before the kill"

@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::admin::overview::{self, Backlogs, Overview};
+use crate::admin::overview::{self, Backlogs, LastLedgerCheck, Overview};
 use crate::auth::AdminUser;
 use crate::http::error::{ApiError, ApiResult, Problem};
 use crate::platform::clock::rfc3339;
@@ -71,11 +71,16 @@ pub struct LedgerCheckReport {
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/overview")]
-pub async fn get_overview(app: &State<App>, _admin: AdminUser) -> ApiResult<Json<Overview>> {
+pub async fn get_overview(
+    app: &State<App>,
+    last_check: &State<LastLedgerCheck>,
+    _admin: AdminUser,
+) -> ApiResult<Json<Overview>> {
     let now = app.clock.now_ms();
+    let last_check = last_check.get();
     let view = app
         .db
-        .read(move |c| Ok::<_, ApiError>(overview::overview(c, now)?))
+        .read(move |c| Ok::<_, ApiError>(overview::overview(c, now, last_check)?))
         .await?;
     Ok(Json(view))
 }
@@ -138,10 +143,12 @@ pub async fn get_system(app: &State<App>, _admin: AdminUser) -> ApiResult<Json<S
 #[get("/checks/ledger")]
 pub async fn ledger_check(
     app: &State<App>,
+    last_check: &State<LastLedgerCheck>,
     _admin: AdminUser,
 ) -> ApiResult<Json<LedgerCheckReport>> {
     let now = app.clock.now_ms();
     let (users, mismatches) = app.db.read(|c| Ok::<_, ApiError>(check(c)?)).await?;
+    last_check.record(now, mismatches.is_empty());
     Ok(Json(LedgerCheckReport {
         clean: mismatches.is_empty(),
         users_checked: users,

@@ -63,6 +63,9 @@ settings_section! {
         read_pool_size: u32 = 4,
         /// `truncate`, `passive` (run under Litestream) or `off`.
         wal_checkpoint_on_shutdown: ShutdownCheckpoint = ShutdownCheckpoint::Truncate,
+        /// SQLite's automatic checkpoint after a commit once the WAL holds this many pages;
+        /// 0 turns it off (under Litestream, which then does every checkpoint).
+        wal_autocheckpoint: u32 = 1000,
     }
 }
 
@@ -174,6 +177,9 @@ settings_section! {
         social_daily_reward_cap: i64 = 500,
         /// How often expired lots and holds are swept (a read never counts them anyway).
         token_sweep_interval_secs: u64 = 30,
+        /// How often the server runs the ledger check (`audiostudio check`) for the
+        /// console's overview; it reads every ledger row. 0: only when an admin runs it.
+        ledger_check_interval_secs: u64 = 3600,
         /// Social rewards are claimed only by accounts whose email is verified.
         social_rewards_require_verified_email: bool = true,
         /// Most reward tokens claimed per UTC day from one client address (an IPv6 /64),
