@@ -121,6 +121,23 @@ fn like_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// How many of the newest users a search reads before it asks the trigram index
+/// (`user_search`): a common substring fills a page among them, and a substring that
+/// does not is rare enough that the index's candidates are few.
+const SEARCH_SCAN_WINDOW: u32 = 2000;
+
+/// Which users a page looks at before its filters.
+#[derive(Clone, Copy)]
+enum Candidates {
+    /// Every user, newest first (no search, or one too short for trigrams).
+    All,
+    /// The `SEARCH_SCAN_WINDOW` newest users below the cursor.
+    Newest,
+    /// The users whose email or display name the trigram index holds the text in, and
+    /// the user whose id is the text.
+    Indexed,
+}
+
 /// One page of users, newest first.
 pub fn user_page(
     conn: &Connection,
@@ -129,9 +146,40 @@ pub fn user_page(
     limit: u32,
     now: Millis,
 ) -> rusqlite::Result<Vec<UserRow>> {
+    // Trigrams need three characters; a shorter search is read by scan.
+    if filter.q.as_deref().is_none_or(|q| q.chars().count() < 3) {
+        return user_page_of(conn, Candidates::All, filter, before_id, limit, now);
+    }
+    let newest = user_page_of(conn, Candidates::Newest, filter, before_id, limit, now)?;
+    if newest.len() >= limit as usize {
+        return Ok(newest);
+    }
+    user_page_of(conn, Candidates::Indexed, filter, before_id, limit, now)
+}
+
+fn user_page_of(
+    conn: &Connection,
+    candidates: Candidates,
+    filter: &UserFilter,
+    before_id: Option<&str>,
+    limit: u32,
+    now: Millis,
+) -> rusqlite::Result<Vec<UserRow>> {
+    let candidates = match candidates {
+        Candidates::All => "1".to_owned(),
+        Candidates::Newest => format!(
+            "u.id IN (SELECT id FROM users WHERE ?8 IS NULL OR id < ?8
+                      ORDER BY id DESC LIMIT {SEARCH_SCAN_WINDOW})"
+        ),
+        Candidates::Indexed => "u.id IN (SELECT d.user_id FROM user_search s
+                      JOIN user_search_docs d ON d.doc = s.rowid WHERE user_search MATCH ?10
+                      UNION ALL SELECT ?2)"
+            .to_owned(),
+    };
     let mut stmt = conn.prepare_cached(&format!(
         "{USER_ROW}
-         WHERE (?2 IS NULL OR u.email LIKE ?3 ESCAPE '\\' OR p.display_name LIKE ?3 ESCAPE '\\' OR u.id = ?2)
+         WHERE {candidates}
+           AND (?2 IS NULL OR u.email LIKE ?3 ESCAPE '\\' OR p.display_name LIKE ?3 ESCAPE '\\' OR u.id = ?2)
            AND (?4 IS NULL OR u.role = ?4) AND (?5 IS NULL OR u.status = ?5)
            AND (?6 IS NULL OR (u.email_verified_at IS NOT NULL) = ?6)
            AND (?7 IS NULL OR (COALESCE(u.locked_until, 0) > ?1) = ?7)
@@ -139,21 +187,31 @@ pub fn user_page(
          ORDER BY u.id DESC LIMIT ?9"
     ))?;
     let pattern = filter.q.as_deref().map(like_pattern);
-    stmt.query_map(
-        params![
-            now,
-            filter.q,
-            pattern,
-            filter.role,
-            filter.status,
-            filter.verified,
-            filter.locked,
-            before_id,
-            limit
-        ],
-        user_row,
-    )?
-    .collect()
+    // The text as one FTS5 phrase: quoted, inner quotes doubled, so nothing in it is syntax.
+    let phrase = filter
+        .q
+        .as_deref()
+        .map(|q| format!("\"{}\"", q.replace('"', "\"\"")));
+    let values = params![
+        now,
+        filter.q,
+        pattern,
+        filter.role,
+        filter.status,
+        filter.verified,
+        filter.locked,
+        before_id,
+        limit,
+        phrase
+    ];
+    // Only the index's statement has the phrase (?10).
+    let bound = stmt.parameter_count();
+    let mut rows = stmt.query(&values[..bound])?;
+    let mut page = Vec::new();
+    while let Some(row) = rows.next()? {
+        page.push(user_row(row)?);
+    }
+    Ok(page)
 }
 
 /// One user's row.

@@ -478,4 +478,36 @@ mod tests {
             "off: every page stays in the WAL, got {unbounded}"
         );
     }
+
+    /// The users search index (V11) is filled from the users and profiles already there.
+    #[test]
+    fn the_search_index_migration_indexes_the_users_already_stored() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(10))
+            .run(&mut conn)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at)
+                 VALUES ('u1', 'ada@example.com', 'x', 0, 0), ('u2', 'grace@example.com', 'x', 0, 0);
+             INSERT INTO user_profiles (user_id, display_name, updated_at) VALUES ('u2', 'Rear Admiral', 0);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), [11]);
+        let found = |text: &str| -> Vec<String> {
+            conn.prepare(
+                "SELECT d.user_id FROM user_search s JOIN user_search_docs d ON d.doc = s.rowid
+                 WHERE user_search MATCH ?1 ORDER BY d.user_id",
+            )
+            .unwrap()
+            .query_map([text], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+        };
+        assert_eq!(found("\"ada@\""), ["u1"]);
+        assert_eq!(found("\"admiral\""), ["u2"]);
+        assert_eq!(found("\"example.com\""), ["u1", "u2"]);
+        assert!(found("\"nobody\"").is_empty());
+    }
 }

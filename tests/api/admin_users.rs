@@ -390,3 +390,146 @@ async fn an_admin_action_is_audited_with_the_admin_their_address_and_user_agent(
         )
     );
 }
+
+/// The users a scan of every user would answer for `q`, newest first: the oracle the
+/// search (which reads the newest users, then a trigram index) is held to.
+fn scanned(app: &TestApp, q: &str) -> Vec<String> {
+    let pattern = format!(
+        "%{}%",
+        q.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let db = app.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT u.id FROM users u LEFT JOIN user_profiles p ON p.user_id = u.id
+             WHERE u.email LIKE ?1 ESCAPE '\\' OR p.display_name LIKE ?1 ESCAPE '\\' OR u.id = ?2
+             ORDER BY u.id DESC",
+        )
+        .unwrap();
+    stmt.query_map(rusqlite::params![pattern, q], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every user the search answers for `q`, following `next_cursor` page by page.
+async fn searched(app: &TestApp, token: &str, q: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/api/admin/users?limit=100&q={}{cursor}", query_value(q));
+        let page = app.get(&path, Some(token)).await;
+        assert_eq!(page.status, Status::Ok, "{path}: {}", page.body);
+        ids.extend(
+            page.body["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return ids,
+        }
+    }
+}
+
+/// `text` percent-encoded as a query value.
+fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[rocket::async_test]
+async fn a_search_among_thousands_of_newer_users_answers_as_a_scan_of_every_user_would() {
+    let app = spawn_app().await;
+    let (_, token, _) = console_admin(&app).await;
+    let (ada_token, ada) = user(&app, "ada@example.com").await;
+    let named = app
+        .put(
+            "/api/auth/profile",
+            json!({ "display_name": "Ada \"the countess\" 100%_sure" }),
+            Some(&ada_token),
+        )
+        .await;
+    assert_eq!(named.status, Status::Ok, "{}", named.body);
+    // 2,500 users newer than Ada, more than the search reads before it asks the index.
+    {
+        let mut db = app.db();
+        let tx = db.transaction().unwrap();
+        for i in 0..2500 {
+            tx.execute(
+                "INSERT INTO users (id, email, password_hash, created_at, updated_at)
+                 VALUES (?1, ?2, 'x', 0, 0)",
+                rusqlite::params![
+                    format!("fff-bulk-{i:05}"),
+                    format!("bulk{i:05}@example.com")
+                ],
+            )
+            .unwrap();
+        }
+        tx.execute(
+            "INSERT INTO user_profiles (user_id, display_name, updated_at) VALUES ('fff-bulk-00007', 'Grace Hopper', 0)",
+            [],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+
+    // The oldest user, a rare part of a name (quotes and LIKE's wildcards taken as text),
+    // the oldest bulk users, a common substring over many pages, an exact id, a short text.
+    for q in [
+        "ada@",
+        "COUNTESS",
+        "\"the",
+        "0%_s",
+        "bulk0001",
+        "hopper",
+        "bulk",
+        "example.com",
+        ada.as_str(),
+        "fff-bulk-00003",
+        "a",
+        "%",
+        "nobody-by-this-name",
+    ] {
+        let expected = scanned(&app, q);
+        assert_eq!(searched(&app, &token, q).await, expected, "q={q}");
+    }
+    assert_eq!(searched(&app, &token, "ada@").await, [ada.as_str()]);
+    assert_eq!(searched(&app, &token, "0%_s").await, [ada.as_str()]);
+    assert_eq!(searched(&app, &token, "bulk0001").await.len(), 10);
+    assert_eq!(searched(&app, &token, "bulk").await.len(), 2500);
+
+    // A renamed user, a changed email and a deleted user are found as they are now.
+    let renamed = app
+        .put(
+            "/api/auth/profile",
+            json!({ "display_name": "Lovelace" }),
+            Some(&ada_token),
+        )
+        .await;
+    assert_eq!(renamed.status, Status::Ok, "{}", renamed.body);
+    let db = app.db();
+    db.execute(
+        "UPDATE users SET email = 'grace@navy.example' WHERE id = 'fff-bulk-00007'",
+        [],
+    )
+    .unwrap();
+    db.execute("DELETE FROM users WHERE id = 'fff-bulk-00015'", [])
+        .unwrap();
+    assert_eq!(searched(&app, &token, "lovelace").await, [ada.as_str()]);
+    assert!(searched(&app, &token, "countess").await.is_empty());
+    assert_eq!(searched(&app, &token, "navy.ex").await, ["fff-bulk-00007"]);
+    assert!(searched(&app, &token, "bulk00007").await.is_empty());
+    assert_eq!(searched(&app, &token, "bulk0001").await.len(), 9);
+    for q in ["bulk0001", "hopper", "grace", "bulk", "lovelace"] {
+        assert_eq!(searched(&app, &token, q).await, scanned(&app, q), "q={q}");
+    }
+}
