@@ -101,6 +101,14 @@ def admin_lists(base, token, user):
         "/api/admin/users?limit=50",
         "/api/admin/users?limit=50&q=user0999",
         "/api/admin/users?limit=50&email=user050000@example.com",
+        # The oldest user: without the trigram index, every user would be read.
+        "/api/admin/users?limit=50&q=user000123@",
+        # Matches every user: the newest window fills the page.
+        "/api/admin/users?limit=50&q=example.com",
+        # Two characters: too short for trigrams, read by scan (it fills the page at once).
+        "/api/admin/users?limit=50&q=r0",
+        # Two characters matching no one: the one search that still reads every user.
+        "/api/admin/users?limit=50&q=zq",
         "/api/admin/users?limit=50&status=active&verified=true",
         f"/api/admin/users/{user}",
         f"/api/admin/users/{user}/ledger?limit=50",
