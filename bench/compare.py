@@ -17,7 +17,8 @@ each pair in alternating rounds (A B A B A B) so that machine drift cancels, and
   * a 200-login storm while balance reads run: balance p99 and peak RSS;
   * peak and idle RSS, binary sizes, start-to-healthy times of both;
   * the ceilings measured here: a bare Rocket JSON hello, audiostudio's own 404 path, one
-    SQLite writer doing a debit plus a ledger insert per transaction;
+    SQLite writer doing a debit plus a ledger insert per transaction, argon2id at the default
+    parameters on every core (the ceiling of logins);
   * what `audiostudio check` says after the run.
 
 wrk, both servers and SQLite share the machine's cores: read ratios, not absolutes.
@@ -365,6 +366,9 @@ def ceilings(ceiling_dir, as_base, as_requests, workdir, seconds):
     out = subprocess.run([os.path.join(ceiling_dir, "sqlite_writer"), workdir, str(seconds)],
                          capture_output=True, text=True, check=True).stdout.split()
     figures["writer"] = dict(zip(out[::2], (float(x) for x in out[1::2])))
+    out = subprocess.run([os.path.join(ceiling_dir, "argon2_verify"), str(seconds)],
+                         capture_output=True, text=True, check=True).stdout.split()
+    figures["argon2"] = dict(zip(out[::2], (float(x) for x in out[1::2])))
     return figures
 
 
@@ -402,6 +406,9 @@ def report(results, servers, storm, ceiling, binaries, rounds, seconds):
     writer = ceiling["writer"]
     print(f"  one SQLite writer, debit + ledger insert per transaction: "
           f"{writer.get('NORMAL', 0):,.0f} tx/s NORMAL, {writer.get('FULL', 0):,.0f} tx/s FULL")
+    argon = ceiling["argon2"]
+    print(f"  argon2id at the default parameters on every core: {argon['per_second']:,.1f} hashes/s "
+          f"({argon['ms_per_hash']:.1f} ms each): the ceiling of logins per second")
 
 
 def main():
