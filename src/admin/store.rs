@@ -206,12 +206,7 @@ fn user_page_of(
     ];
     // Only the index's statement has the phrase (?10).
     let bound = stmt.parameter_count();
-    let mut rows = stmt.query(&values[..bound])?;
-    let mut page = Vec::new();
-    while let Some(row) = rows.next()? {
-        page.push(user_row(row)?);
-    }
-    Ok(page)
+    stmt.query_map(&values[..bound], user_row)?.collect()
 }
 
 /// One user's row.
