@@ -138,18 +138,13 @@ fn kpis(conn: &Connection, now: Millis) -> rusqlite::Result<Kpis> {
 }
 
 /// Tokens spent per UTC day (spends and captured holds), the last 30 days with zeros.
+/// The daily totals are kept by triggers as spends and captures are written (V12).
 fn spend_per_day(conn: &Connection, now: Millis) -> rusqlite::Result<Vec<DaySpend>> {
     let today = now.div_euclid(DAY_MS);
     let first = (today - 29) * DAY_MS;
     let mut totals = vec![0i64; 30];
-    let mut stmt = conn.prepare_cached(
-        "SELECT created_at / 86400000, -SUM(amount) FROM token_transactions
-         WHERE kind = 'spend' AND created_at >= ?1 GROUP BY 1
-         UNION ALL
-         SELECT settled_at / 86400000, SUM(captured) FROM token_holds
-         WHERE status = 'captured' AND settled_at >= ?1 GROUP BY 1",
-    )?;
-    let rows = stmt.query_map([first], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut stmt = conn.prepare_cached("SELECT day, tokens FROM spend_per_day WHERE day >= ?1")?;
+    let rows = stmt.query_map([today - 29], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
     for row in rows {
         let (day, tokens) = row?;
         if let Some(slot) = usize::try_from(day - (today - 29))

@@ -493,7 +493,7 @@ mod tests {
              INSERT INTO user_profiles (user_id, display_name, updated_at) VALUES ('u2', 'Rear Admiral', 0);",
         )
         .unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), [11]);
+        assert_eq!(migrate(&mut conn).unwrap(), [11, 12]);
         let found = |text: &str| -> Vec<String> {
             conn.prepare(
                 "SELECT d.user_id FROM user_search s JOIN user_search_docs d ON d.doc = s.rowid
@@ -509,5 +509,38 @@ mod tests {
         assert_eq!(found("\"admiral\""), ["u2"]);
         assert_eq!(found("\"example.com\""), ["u1", "u2"]);
         assert!(found("\"nobody\"").is_empty());
+    }
+
+    /// The daily spend totals (V12) start from the spends and captures already stored.
+    #[test]
+    fn the_spend_per_day_migration_totals_the_ledger_already_stored() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(11))
+            .run(&mut conn)
+            .unwrap();
+        let day = 86_400_000_i64;
+        conn.execute_batch(&format!(
+            "INSERT INTO users (id, email, password_hash, created_at, updated_at)
+                 VALUES ('u1', 'ada@example.com', 'x', 0, 0);
+             INSERT INTO token_transactions (user_id, kind, amount, balance_after, created_at) VALUES
+                 ('u1', 'grant', 100, 100, 5), ('u1', 'spend', -7, 93, 6), ('u1', 'spend', -8, 85, {d1}),
+                 ('u1', 'hold', -30, 55, {d1}), ('u1', 'hold', -9, 46, {d1});
+             INSERT INTO token_holds (id, user_id, amount, captured, feature, status, expires_at, created_at, settled_at, lots)
+                 VALUES ('h1', 'u1', 30, 20, 'tts', 'captured', {d2}, {d1}, {d2}, '[]'),
+                        ('h2', 'u1', 9, NULL, 'tts', 'released', {d2}, {d1}, {d2}, '[]');",
+            d1 = day + 1,
+            d2 = 2 * day + 1,
+        ))
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), [12]);
+        let totals: Vec<(i64, i64)> = conn
+            .prepare("SELECT day, tokens FROM spend_per_day ORDER BY day")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(totals, [(0, 7), (1, 8), (2, 20)]);
     }
 }

@@ -249,6 +249,130 @@ async fn the_audit_log_is_filtered_read_row_by_row_and_verified() {
     );
 }
 
+/// The chart as the ledger tells it: spends and captured holds per UTC day of the last 30.
+fn spend_chart_from_the_ledger(app: &TestApp) -> Vec<i64> {
+    let today = app.clock_now().div_euclid(86_400_000);
+    let mut days = vec![0; 30];
+    let db = app.db();
+    let mut stmt = db
+        .prepare(
+            "SELECT created_at / 86400000, -amount FROM token_transactions WHERE kind = 'spend'
+             UNION ALL SELECT settled_at / 86400000, captured FROM token_holds WHERE status = 'captured'",
+        )
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .unwrap();
+    for (day, tokens) in rows.map(Result::unwrap) {
+        if let Some(slot) = usize::try_from(day - (today - 29))
+            .ok()
+            .and_then(|i| days.get_mut(i))
+        {
+            *slot += tokens;
+        }
+    }
+    days
+}
+
+async fn spend_chart(app: &TestApp, cookie: &str) -> Vec<i64> {
+    let overview = cget(app, "/admin/api/overview", cookie).await;
+    assert_eq!(overview.status, Status::Ok, "{}", overview.body);
+    overview.body["spend_per_day"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["tokens"].as_i64().unwrap())
+        .collect()
+}
+
+/// Days pass: both sessions would have ended, so Ada and the admin sign in again.
+async fn days_later(app: &TestApp, days: i64) -> (String, String) {
+    app.clock.advance_secs(days * 86_400);
+    let ada = app.login("ada@example.com", PASSWORD).await;
+    assert_eq!(ada.status, Status::Ok, "{}", ada.body);
+    let console = console_login(app, "root@example.com", PASSWORD).await;
+    assert_eq!(console.status, Status::Ok, "{}", console.body);
+    (access(&ada.body).to_owned(), cookie_of(&console))
+}
+
+async fn spend(app: &TestApp, token: &str, amount: i64) {
+    let used = app
+        .post(
+            "/api/tokens/use",
+            json!({ "amount": amount, "feature": "music_generation" }),
+            Some(token),
+        )
+        .await;
+    assert_eq!(used.status, Status::Ok, "{}", used.body);
+}
+
+#[rocket::async_test]
+async fn the_spend_chart_counts_every_spend_and_capture_by_day_including_ones_after_a_visit() {
+    let app = spawn_app().await;
+    let (cookie, _, _) = console_admin(&app).await;
+    let (ada_token, ada) = user(&app, "ada@example.com").await;
+    cpost_key(
+        &app,
+        &format!("/admin/api/users/{ada}/tokens/grant"),
+        json!({ "amount": 10_000, "reason": "x" }),
+        &cookie,
+        "g",
+    )
+    .await;
+    // A spend that the window will leave behind, then two more days of spends.
+    spend(&app, &ada_token, 1_000).await;
+    let (ada_token, _) = days_later(&app, 10).await;
+    spend(&app, &ada_token, 7).await;
+    spend(&app, &ada_token, 8).await;
+    let (ada_token, cookie) = days_later(&app, 1).await;
+    spend(&app, &ada_token, 20).await;
+    assert_eq!(spend_chart(&app, &cookie).await, spend_chart_from_the_ledger(&app));
+    let (ada_token, cookie) = days_later(&app, 28).await;
+    let chart = spend_chart(&app, &cookie).await;
+    assert_eq!(chart, spend_chart_from_the_ledger(&app));
+    assert_eq!((chart[0], chart[1], chart.iter().sum::<i64>()), (15, 20, 35));
+    // After a first visit: a spend, a hold captured in part and one released.
+    spend(&app, &ada_token, 3).await;
+    for (capture, amount) in [(Some(40), 50), (None, 60)] {
+        let hold = app
+            .post(
+                "/api/tokens/holds",
+                json!({ "amount": amount, "feature": "music_generation" }),
+                Some(&ada_token),
+            )
+            .await;
+        assert_eq!(hold.status, Status::Created, "{}", hold.body);
+        let id = hold.body["id"].as_str().unwrap();
+        let settled = match capture {
+            Some(amount) => {
+                app.post(
+                    &format!("/api/tokens/holds/{id}/capture"),
+                    json!({ "amount": amount }),
+                    Some(&ada_token),
+                )
+                .await
+            }
+            None => {
+                app.post(
+                    &format!("/api/tokens/holds/{id}/release"),
+                    json!({}),
+                    Some(&ada_token),
+                )
+                .await
+            }
+        };
+        assert_eq!(settled.status, Status::Ok, "{}", settled.body);
+    }
+    let chart = spend_chart(&app, &cookie).await;
+    assert_eq!(chart, spend_chart_from_the_ledger(&app));
+    assert_eq!((chart[29], chart.iter().sum::<i64>()), (43, 78));
+    // A day later the window has moved on by one.
+    let (_, cookie) = days_later(&app, 1).await;
+    let chart = spend_chart(&app, &cookie).await;
+    assert_eq!(chart, spend_chart_from_the_ledger(&app));
+    assert_eq!((chart[28], chart[29], chart.iter().sum::<i64>()), (43, 0, 63));
+}
+
 #[rocket::async_test]
 async fn overview_system_checks_shortfalls_billing_and_analytics() {
     let app = spawn_app().await;

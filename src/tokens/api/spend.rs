@@ -88,12 +88,12 @@ pub async fn use_tokens(
                 };
                 let transaction = ledger::debit(tx, &debit, now)?;
                 store::record_usage(tx, &user.user_id, &feature, amount, now)?;
-                let balance = ledger::available(tx, &user.user_id)?;
+                // The spend's row was the last change to the balance: no second read.
                 Ok(Stored::json(
                     Status::Ok,
                     &UseResponse {
+                        balance: transaction.balance_after,
                         transaction,
-                        balance,
                     },
                 ))
             })

@@ -15,12 +15,18 @@ pub fn expire_due(
     user_id: Option<&str>,
     now: Millis,
 ) -> Result<i64, LedgerError> {
+    // Two statements, so each has its index: one user's lots (a spend's own, on every
+    // spend) or every user's (the sweeper).
     let due: Vec<(i64, String, i64)> = {
-        let mut stmt = tx.prepare_cached(
+        let mut stmt = tx.prepare_cached(if user_id.is_some() {
             "SELECT id, user_id, remaining FROM token_lots
-             WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND (?2 IS NULL OR user_id = ?2)
-             ORDER BY id LIMIT 1000",
-        )?;
+             WHERE user_id = ?2 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1
+             ORDER BY id LIMIT 1000"
+        } else {
+            "SELECT id, user_id, remaining FROM token_lots
+             WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND ?2 IS NULL
+             ORDER BY id LIMIT 1000"
+        })?;
         stmt.query_map(params![now, user_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })?
