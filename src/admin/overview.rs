@@ -144,7 +144,9 @@ fn spend_per_day(conn: &Connection, now: Millis) -> rusqlite::Result<Vec<DaySpen
     let first = (today - 29) * DAY_MS;
     let mut totals = vec![0i64; 30];
     let mut stmt = conn.prepare_cached("SELECT day, tokens FROM spend_per_day WHERE day >= ?1")?;
-    let rows = stmt.query_map([today - 29], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+    let rows = stmt.query_map([today - 29], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+    })?;
     for row in rows {
         let (day, tokens) = row?;
         if let Some(slot) = usize::try_from(day - (today - 29))

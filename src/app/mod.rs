@@ -79,7 +79,7 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
             Box::pin(async move {
                 workers::start(rocket);
                 connections::start_sweeper(rocket, swept);
-                return_startup_memory();
+                crate::platform::memory::release_freed();
             })
         }))
         .register("/", http::error::catchers())
@@ -105,16 +105,4 @@ pub fn build(figment: Figment, deps: Deps) -> anyhow::Result<Rocket<Build>> {
     let rocket = billing::stage(rocket);
     let rocket = webhooks::stage(rocket);
     Ok(admin::stage(rocket))
-}
-
-/// Gives the system back the heap that building the server used and freed (migrations,
-/// the OpenAPI document, route tables): glibc keeps freed heap pages mapped otherwise, and
-/// they would count in the idle server's RSS for good (about 6 MiB).
-fn return_startup_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory held by the allocator; it is safe to
-    // call at any time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }

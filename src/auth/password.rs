@@ -1,7 +1,7 @@
 //! Password policy and argon2id hashing, off the async executor with bounded concurrency and memory.
 
 use std::collections::HashSet;
-use std::sync::{Arc, LazyLock, Mutex, Once, OnceLock, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
 use argon2::{
@@ -52,27 +52,18 @@ pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
     memory: Arc<Memory>,
-    /// Verified against when the account does not exist, so timing reveals nothing. Made
-    /// by a thread of its own at start (a hash costs as much as a login), so the server
-    /// answers without waiting for it; a login that comes first waits for it instead.
-    dummy_hash: Arc<OnceLock<String>>,
+    /// Verified against when the account does not exist, so timing reveals nothing: it
+    /// names the current parameters, so checking it costs what checking a real hash does.
+    dummy_hash: Arc<str>,
 }
 
 impl PasswordHasher {
     pub fn new(params: Params, concurrency: usize) -> anyhow::Result<PasswordHasher> {
-        return_freed_memory_to_the_system();
-        let dummy_hash = Arc::new(OnceLock::new());
-        let (dummy, dummy_params) = (dummy_hash.clone(), params.clone());
-        std::thread::Builder::new()
-            .name("dummy-hash".into())
-            .spawn(move || {
-                dummy.get_or_init(|| make_dummy_hash(&dummy_params));
-            })?;
         Ok(PasswordHasher {
+            dummy_hash: make_dummy_hash(&params)?.into(),
             memory: Arc::new(Memory::new(&params)),
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash,
         })
     }
 
@@ -96,8 +87,7 @@ impl PasswordHasher {
         let exists = stored.is_some();
         let dummy = self.dummy_hash.clone();
         self.run(move || {
-            let stored =
-                stored.unwrap_or_else(|| dummy.get_or_init(|| make_dummy_hash(&params)).clone());
+            let stored = stored.unwrap_or_else(|| dummy.to_string());
             let parsed = PasswordHash::new(&stored)
                 .map_err(|e| anyhow::anyhow!("stored hash unreadable: {e}"))?;
             let current = Params::try_from(&parsed).ok();
@@ -193,13 +183,18 @@ fn hash_into(params: &Params, password: &str, blocks: &mut [Block]) -> anyhow::R
     argon2_with(params)
         .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    phc_string(params, salt, &out)
+}
+
+/// The argon2id PHC string of `params`, `salt` and the hash `out`.
+fn phc_string(params: &Params, salt: Salt, out: &[u8]) -> anyhow::Result<String> {
     let phc = PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(params)
             .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?,
         salt: Some(salt),
-        hash: Some(Output::new(&out).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?),
+        hash: Some(Output::new(out).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?),
     };
     Ok(phc.to_string())
 }
@@ -243,27 +238,14 @@ pub fn hash_blocking(params: &Params, password: &str) -> anyhow::Result<String> 
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
 }
 
-/// A hash of a password nobody has, at the current parameters. Hashing with parameters
-/// that built a `Params` does not fail; if it did, the empty string makes unknown-account
-/// logins fail as unreadable rather than pass.
-fn make_dummy_hash(params: &Params) -> String {
-    hash_blocking(params, "not a real password, only for timing").unwrap_or_default()
-}
-
-/// The server's hashes reuse pooled memory; the CLI's and the one-off buffers for hashes
-/// made with other parameters allocate their whole cost and free it. glibc raises its mmap
-/// threshold after such a free and then keeps later buffers in per-thread arenas, so a
-/// login storm would keep hundreds of MiB. A fixed threshold makes every large buffer its
-/// own mapping, returned to the system when freed.
-fn return_freed_memory_to_the_system() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only adjusts allocator tuning; it is called once, before hashing starts.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
-        }
-    });
+/// A hash no password has, at the current parameters: a random salt and random hash
+/// bytes (a password matching them is a 2^-256 chance, and unknown accounts never log in
+/// anyway). Nothing is hashed to make it, so the server starts without spending a hash
+/// and its memory.
+fn make_dummy_hash(params: &Params) -> anyhow::Result<String> {
+    let mut out = vec![0u8; params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN)];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut out);
+    phc_string(params, Salt::generate(), &out)
 }
 
 #[cfg(test)]
@@ -319,6 +301,42 @@ mod tests {
             .await
             .unwrap();
         assert!(!nobody.matches);
+    }
+
+    /// The hash an unknown account is checked against costs what a real one does: an
+    /// argon2id v19 hash at the current parameters with a full salt and output, different
+    /// for every server, which the library itself never matches.
+    #[test]
+    fn the_dummy_hash_names_the_current_parameters_and_matches_nothing() {
+        let params = Params::new(2048, 3, 1, None).unwrap();
+        let (dummy, other) = (
+            make_dummy_hash(&params).unwrap(),
+            make_dummy_hash(&params).unwrap(),
+        );
+        assert_ne!(dummy, other);
+        let parsed = PasswordHash::new(&dummy).unwrap();
+        assert!(
+            dummy.starts_with("$argon2id$v=19$m=2048,t=3,p=1$"),
+            "{dummy}"
+        );
+        let current = Params::try_from(&parsed).unwrap();
+        assert_eq!(
+            (current.m_cost(), current.t_cost(), current.p_cost()),
+            (2048, 3, 1)
+        );
+        assert_eq!(parsed.hash.unwrap().len(), Params::DEFAULT_OUTPUT_LEN);
+        assert!(parsed.salt.unwrap().len() >= 16);
+        for password in [
+            "",
+            "not a real password, only for timing",
+            "a fine password",
+        ] {
+            assert!(
+                argon2_with(&params)
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_err()
+            );
+        }
     }
 
     #[tokio::test]

@@ -173,7 +173,9 @@ fn init_logging(serving: bool) -> Option<tracing_appender::non_blocking::WorkerG
         let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
             .buffered_lines_limit(8192)
             .lossy(false)
-            .finish(std::io::stderr());
+            // Buffered: the writer thread writes what a burst queued in a few large
+            // writes instead of one per line, and flushes whenever its queue is empty.
+            .finish(std::io::BufWriter::new(std::io::stderr()));
         (BoxMakeWriter::new(writer), Some(guard))
     } else {
         (BoxMakeWriter::new(std::io::stderr), None)

@@ -12,5 +12,6 @@ pub mod data_dir;
 pub mod db;
 pub mod ids;
 pub mod mail;
+pub mod memory;
 pub mod metrics;
 pub mod secret_token;

@@ -326,11 +326,17 @@ async fn the_spend_chart_counts_every_spend_and_capture_by_day_including_ones_af
     spend(&app, &ada_token, 8).await;
     let (ada_token, cookie) = days_later(&app, 1).await;
     spend(&app, &ada_token, 20).await;
-    assert_eq!(spend_chart(&app, &cookie).await, spend_chart_from_the_ledger(&app));
+    assert_eq!(
+        spend_chart(&app, &cookie).await,
+        spend_chart_from_the_ledger(&app)
+    );
     let (ada_token, cookie) = days_later(&app, 28).await;
     let chart = spend_chart(&app, &cookie).await;
     assert_eq!(chart, spend_chart_from_the_ledger(&app));
-    assert_eq!((chart[0], chart[1], chart.iter().sum::<i64>()), (15, 20, 35));
+    assert_eq!(
+        (chart[0], chart[1], chart.iter().sum::<i64>()),
+        (15, 20, 35)
+    );
     // After a first visit: a spend, a hold captured in part and one released.
     spend(&app, &ada_token, 3).await;
     for (capture, amount) in [(Some(40), 50), (None, 60)] {
@@ -370,7 +376,10 @@ async fn the_spend_chart_counts_every_spend_and_capture_by_day_including_ones_af
     let (_, cookie) = days_later(&app, 1).await;
     let chart = spend_chart(&app, &cookie).await;
     assert_eq!(chart, spend_chart_from_the_ledger(&app));
-    assert_eq!((chart[28], chart[29], chart.iter().sum::<i64>()), (43, 0, 63));
+    assert_eq!(
+        (chart[28], chart[29], chart.iter().sum::<i64>()),
+        (43, 0, 63)
+    );
 }
 
 #[rocket::async_test]
