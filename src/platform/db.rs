@@ -479,14 +479,20 @@ mod tests {
         );
     }
 
+    /// An in-memory database with the migrations up to `version` applied, to test the next.
+    fn migrated_to(version: i32) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(version))
+            .run(&mut conn)
+            .unwrap();
+        conn
+    }
+
     /// The users search index (V11) is filled from the users and profiles already there.
     #[test]
     fn the_search_index_migration_indexes_the_users_already_stored() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        embedded::migrations::runner()
-            .set_target(refinery::Target::Version(10))
-            .run(&mut conn)
-            .unwrap();
+        let mut conn = migrated_to(10);
         conn.execute_batch(
             "INSERT INTO users (id, email, password_hash, created_at, updated_at)
                  VALUES ('u1', 'ada@example.com', 'x', 0, 0), ('u2', 'grace@example.com', 'x', 0, 0);
@@ -514,11 +520,7 @@ mod tests {
     /// The daily spend totals (V12) start from the spends and captures already stored.
     #[test]
     fn the_spend_per_day_migration_totals_the_ledger_already_stored() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        embedded::migrations::runner()
-            .set_target(refinery::Target::Version(11))
-            .run(&mut conn)
-            .unwrap();
+        let mut conn = migrated_to(11);
         let day = 86_400_000_i64;
         conn.execute_batch(&format!(
             "INSERT INTO users (id, email, password_hash, created_at, updated_at)

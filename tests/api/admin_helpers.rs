@@ -87,6 +87,18 @@ pub fn cookie_of(reply: &Reply) -> String {
     pair.strip_prefix("audiostudio_admin=").unwrap().to_owned()
 }
 
+/// Grants `amount` tokens to `user_id` from the console, as a test's starting balance.
+pub async fn console_grant(app: &TestApp, cookie: &str, user_id: &str, amount: i64) -> Reply {
+    cpost_key(
+        app,
+        &format!("/admin/api/users/{user_id}/tokens/grant"),
+        json!({ "amount": amount, "reason": "starting balance" }),
+        cookie,
+        "g",
+    )
+    .await
+}
+
 /// An admin signed in to the console: (cookie, bearer token, user id).
 pub async fn console_admin(app: &TestApp) -> (String, String, String) {
     let (token, id) = admin(app).await;

@@ -311,14 +311,7 @@ async fn the_spend_chart_counts_every_spend_and_capture_by_day_including_ones_af
     let app = spawn_app().await;
     let (cookie, _, _) = console_admin(&app).await;
     let (ada_token, ada) = user(&app, "ada@example.com").await;
-    cpost_key(
-        &app,
-        &format!("/admin/api/users/{ada}/tokens/grant"),
-        json!({ "amount": 10_000, "reason": "x" }),
-        &cookie,
-        "g",
-    )
-    .await;
+    console_grant(&app, &cookie, &ada, 10_000).await;
     // A spend that the window will leave behind, then two more days of spends.
     spend(&app, &ada_token, 1_000).await;
     let (ada_token, _) = days_later(&app, 10).await;
@@ -387,14 +380,7 @@ async fn overview_system_checks_shortfalls_billing_and_analytics() {
     let app = spawn_app().await;
     let (cookie, token, _) = console_admin(&app).await;
     let (ada_token, ada) = user(&app, "ada@example.com").await;
-    cpost_key(
-        &app,
-        &format!("/admin/api/users/{ada}/tokens/grant"),
-        json!({ "amount": 100, "reason": "x" }),
-        &cookie,
-        "g",
-    )
-    .await;
+    console_grant(&app, &cookie, &ada, 100).await;
     app.post(
         "/api/tokens/use",
         json!({ "amount": 30, "feature": "music_generation" }),

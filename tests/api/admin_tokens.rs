@@ -172,14 +172,7 @@ async fn a_hold_is_force_released_once_and_the_ledger_stays_consistent() {
     let app = spawn_app().await;
     let (cookie, _, _) = console_admin(&app).await;
     let (ada_token, ada) = user(&app, "ada@example.com").await;
-    cpost_key(
-        &app,
-        &format!("/admin/api/users/{ada}/tokens/grant"),
-        json!({ "amount": 50, "reason": "start" }),
-        &cookie,
-        "g",
-    )
-    .await;
+    console_grant(&app, &cookie, &ada, 50).await;
     let hold = app
         .post(
             "/api/tokens/holds",

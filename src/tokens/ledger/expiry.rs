@@ -17,20 +17,23 @@ pub fn expire_due(
 ) -> Result<i64, LedgerError> {
     // Two statements, so each has its index: one user's lots (a spend's own, on every
     // spend) or every user's (the sweeper).
-    let due: Vec<(i64, String, i64)> = {
-        let mut stmt = tx.prepare_cached(if user_id.is_some() {
-            "SELECT id, user_id, remaining FROM token_lots
-             WHERE user_id = ?2 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1
-             ORDER BY id LIMIT 1000"
-        } else {
-            "SELECT id, user_id, remaining FROM token_lots
-             WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1 AND ?2 IS NULL
-             ORDER BY id LIMIT 1000"
-        })?;
-        stmt.query_map(params![now, user_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<rusqlite::Result<_>>()?
+    let due: Vec<(i64, String, i64)> = match user_id {
+        Some(user) => tx
+            .prepare_cached(
+                "SELECT id, user_id, remaining FROM token_lots
+                 WHERE user_id = ?2 AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1
+                 ORDER BY id LIMIT 1000",
+            )?
+            .query_map(params![now, user], due_lot)?
+            .collect::<rusqlite::Result<_>>()?,
+        None => tx
+            .prepare_cached(
+                "SELECT id, user_id, remaining FROM token_lots
+                 WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1
+                 ORDER BY id LIMIT 1000",
+            )?
+            .query_map(params![now], due_lot)?
+            .collect::<rusqlite::Result<_>>()?,
     };
     let mut total = 0;
     for (lot, user, remaining) in due {
@@ -54,4 +57,9 @@ pub fn expire_due(
         total += remaining;
     }
     Ok(total)
+}
+
+/// (lot, user, remaining) of a lot past its expiry.
+fn due_lot(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
 }
